@@ -1,0 +1,150 @@
+//! Retry policy: which failures are retried, how long to wait, and for how long in total.
+//!
+//! Backoff delays come from [`backon`]'s exponential builder with jitter; the
+//! policy around it (idempotency classes, `Retry-After`, the total time budget)
+//! is ours, because only the call site knows whether a request may be replayed.
+
+use std::time::{Duration, SystemTime};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+
+/// Whether a request may be sent again after it may have reached the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idempotency {
+    /// Reads (`GET`, `HEAD`): retried on transport errors, 408, 429 and 5xx.
+    Safe,
+    /// Writes whose replay has the same effect (terminate, stop, `PUT` state): retried like `Safe`.
+    Idempotent,
+    /// Creates: replayed **only** when the connection never opened, so no byte reached
+    /// the provider. Anything ambiguous goes back to the caller, which reconciles
+    /// (e.g. `spawn` lists by its unique name) before deciding to try again.
+    Unsafe,
+}
+
+impl Idempotency {
+    /// The default for an HTTP method: safe methods are `Safe`, `PUT`/`DELETE`
+    /// `Idempotent`, everything else `Unsafe`.
+    pub fn for_method(m: &reqwest::Method) -> Idempotency {
+        if m.is_safe() {
+            Idempotency::Safe
+        } else if m == reqwest::Method::PUT || m == reqwest::Method::DELETE {
+            Idempotency::Idempotent
+        } else {
+            Idempotency::Unsafe
+        }
+    }
+
+    /// Whether a request that may have been received may be replayed.
+    pub fn replayable(self) -> bool {
+        !matches!(self, Idempotency::Unsafe)
+    }
+}
+
+/// Bounds on retrying one request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryConfig {
+    /// First backoff delay.
+    pub init_backoff: Duration,
+    /// Largest backoff delay.
+    pub max_backoff: Duration,
+    /// Growth factor per attempt.
+    pub base: f32,
+    /// Most retries after the first attempt.
+    pub max_retries: usize,
+    /// Most total time spent on one request including waits; no retry starts after it.
+    pub retry_timeout: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> RetryConfig {
+        RetryConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(15),
+            base: 2.0,
+            max_retries: 10,
+            retry_timeout: Duration::from_secs(180),
+        }
+    }
+}
+
+impl RetryConfig {
+    /// No retries at all.
+    pub fn none() -> RetryConfig {
+        RetryConfig {
+            max_retries: 0,
+            ..RetryConfig::default()
+        }
+    }
+
+    /// The jittered backoff delays for one request.
+    pub fn backoff(&self) -> impl Iterator<Item = Duration> + Send {
+        ExponentialBuilder::default()
+            .with_min_delay(self.init_backoff)
+            .with_max_delay(self.max_backoff)
+            .with_factor(self.base)
+            .with_jitter()
+            .with_max_times(self.max_retries)
+            .build()
+    }
+}
+
+/// Whether an HTTP status is worth retrying (for replayable requests).
+pub fn retryable_status(status: u16) -> bool {
+    status == 408 || status == 429 || (500..=599).contains(&status)
+}
+
+/// Parse a `Retry-After` header: delta-seconds or an HTTP date.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    if let Ok(secs) = v.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Some(Duration::from_secs_f64(secs));
+        }
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(7));
+        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn backoff_is_bounded() {
+        let cfg = RetryConfig {
+            max_retries: 5,
+            ..RetryConfig::default()
+        };
+        let delays: Vec<_> = cfg.backoff().collect();
+        assert_eq!(delays.len(), 5);
+        assert!(delays.iter().all(|d| *d <= Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn idempotency_defaults() {
+        assert_eq!(
+            Idempotency::for_method(&reqwest::Method::GET),
+            Idempotency::Safe
+        );
+        assert_eq!(
+            Idempotency::for_method(&reqwest::Method::POST),
+            Idempotency::Unsafe
+        );
+        assert_eq!(
+            Idempotency::for_method(&reqwest::Method::DELETE),
+            Idempotency::Idempotent
+        );
+    }
+}

@@ -1,0 +1,70 @@
+//! # cloud-atlas
+//!
+//! One contract for GPU/CPU compute across clouds (RunPod, Lambda Cloud, Vast.ai,
+//! Fly.io Machines, an embedded mock cloud, and any provider you write), plus
+//! Fly.io platform operations, browser-to-pod auth and per-user session orchestration.
+//!
+//! ## Quick start (runs on the mock cloud, no keys)
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> cloud_atlas::Result<()> {
+//! use std::time::Duration;
+//! use cloud_atlas::{AuthMode, ComputeRequest, ComputeStatus, Gpu, Provider, ProviderExt};
+//! use cloud_atlas::providers::mock::Mock;
+//!
+//! let cloud = Mock::in_memory();
+//! let req = ComputeRequest::builder()
+//!     .gpu(Gpu::H100)
+//!     .image("ghcr.io/acme/infer:latest")
+//!     .port("8000/http")
+//!     .auth(AuthMode::Bearer)
+//!     .build()?;
+//! let pod = cloud.spawn(&req).await?;
+//! let pod = cloud.wait_for(&pod.id, ComputeStatus::Running, Duration::from_secs(10)).await?;
+//! assert!(pod.http_url().is_some());
+//! cloud.terminate(&pod.id).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Swap `Mock::in_memory()` for `RunPod::from_env()?` (or Lambda, Vast, FlyMachines)
+//! and nothing else changes.
+//!
+//! ## Cargo features
+//! - `runpod`, `lambda`, `vast`, `fly` (default): the providers; `fly` also brings Fly platform ops.
+//! - `sqlite` (default): persistence for the mock cloud, session store and token store.
+//! - `testing`: the public provider conformance suite ([`testing`]).
+//! - `tower`: pod-side auth layers.
+//!
+//! ## Dependencies and why
+//! `reqwest` (rustls) is the one pooled HTTP client; `backon` computes jittered
+//! backoff; `tokio`/`tokio-util` run timers (`DelayQueue` for session expiry);
+//! `serde`/`serde_json`/`serde_path_to_error` decode provider JSON and name the failing
+//! field; `toml` reads `atlas.toml`; `httpdate` parses `Retry-After` dates; `humantime`
+//! parses `15m`-style durations; `tracing`/`metrics` are the telemetry facades;
+//! `sha2`/`hmac`/`subtle`/`base64`/`rand` make and check tokens and signatures in constant
+//! time; `rusqlite` (bundled SQLite) persists state; `uuid` makes launch ids; `chrono`
+//! carries timestamps; `dirs` finds the platform data directory.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(missing_docs)]
+
+pub mod auth;
+mod client;
+pub mod config;
+pub mod error;
+pub mod http;
+mod provider;
+pub mod providers;
+pub mod spec;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use async_trait::async_trait;
+pub use client::{is_not_found, Atlas, AtlasBuilder, Checked};
+pub use error::{Error, ErrorKind, Result};
+pub use provider::{Provider, ProviderExt, Serverless};
+pub use spec::{
+    AuthMode, Capabilities, Capability, CloudType, Compute, ComputeRequest, ComputeStatus, Gpu,
+    GpuType, Job, JobRequest, JobStatus, ListFilter, PortBinding, PortSpec, Protocol,
+};

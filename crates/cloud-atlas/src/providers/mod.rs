@@ -1,0 +1,41 @@
+//! Provider implementations, and building one by name from configuration.
+
+use std::sync::Arc;
+
+use crate::config::{Config, ProviderSettings};
+use crate::error::{Error, Result};
+use crate::provider::Provider;
+
+pub mod mock;
+
+/// Names of the providers this build knows, in display order.
+pub fn known() -> Vec<&'static str> {
+    let mut v = vec!["mock"];
+    #[cfg(feature = "runpod")]
+    v.push("runpod");
+    #[cfg(feature = "lambda")]
+    v.push("lambda");
+    #[cfg(feature = "vast")]
+    v.push("vast");
+    #[cfg(feature = "fly")]
+    v.push("fly");
+    v
+}
+
+/// Build the provider `name` from resolved `settings` (see [`Config::provider_settings`]).
+///
+/// # Errors
+/// `Validation` for an unknown name; whatever the provider's builder reports
+/// (a missing API key is `Unauthorized` naming the env var).
+pub fn build(name: &str, settings: ProviderSettings, config: &Config) -> Result<Arc<dyn Provider>> {
+    match name {
+        "mock" => Ok(Arc::new(mock::Mock::from_config(config, &settings)?)),
+        _ => Err(Error::validation(
+            "provider",
+            format!(
+                "{name:?} is not a provider; allowed: {}",
+                known().join(", ")
+            ),
+        )),
+    }
+}

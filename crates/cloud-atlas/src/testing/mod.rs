@@ -1,0 +1,1 @@
+//! The provider conformance suite (feature `testing`). Filled in by the conformance work.
