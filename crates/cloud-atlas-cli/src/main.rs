@@ -1,1 +1,2 @@
+//! The `atlas` command (being built).
 fn main() {}

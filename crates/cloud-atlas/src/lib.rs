@@ -52,7 +52,10 @@ pub mod auth;
 mod client;
 pub mod config;
 pub mod error;
+#[cfg(feature = "fly")]
+pub mod fly;
 pub mod http;
+pub mod orchestrator;
 mod provider;
 pub mod providers;
 pub mod spec;

@@ -6,7 +6,15 @@ use crate::config::{Config, ProviderSettings};
 use crate::error::{Error, Result};
 use crate::provider::Provider;
 
+#[cfg(feature = "fly")]
+pub mod fly_machines;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod mock;
+#[cfg(feature = "runpod")]
+pub mod runpod;
+#[cfg(feature = "vast")]
+pub mod vast;
 
 /// Names of the providers this build knows, in display order.
 pub fn known() -> Vec<&'static str> {

@@ -1,0 +1,1 @@
+//! Orchestrator for transient per-user GPU sessions (in progress).

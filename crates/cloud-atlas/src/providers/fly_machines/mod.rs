@@ -1,0 +1,1 @@
+//! Provider `fly_machines` (in progress).

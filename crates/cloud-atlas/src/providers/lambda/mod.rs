@@ -1,0 +1,1 @@
+//! Provider `lambda` (in progress).

@@ -1,0 +1,1 @@
+//! Provider `runpod` (in progress).

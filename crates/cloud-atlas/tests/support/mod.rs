@@ -1,0 +1,4 @@
+//! Shared test support: spec-validating contract servers and scripted local servers.
+#![allow(dead_code, unreachable_pub)]
+
+pub mod prism;
