@@ -79,6 +79,15 @@ impl ProviderSettings {
         }
     }
 
+    /// Settings for `provider` from environment variables only (no files): the key from
+    /// its env var(s), the base URL from `ATLAS_<PROVIDER>_BASE_URL`.
+    pub fn from_env(provider: &str) -> ProviderSettings {
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        let mut c = Config::empty(".");
+        c.env = env;
+        c.provider_settings(provider)
+    }
+
     /// The API key, or an `Unauthorized` error that names the env var and the options.
     pub fn require_api_key(&self, display_name: &str) -> Result<Secret> {
         self.api_key.clone().ok_or_else(|| {
