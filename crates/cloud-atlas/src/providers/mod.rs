@@ -38,6 +38,19 @@ pub fn known() -> Vec<&'static str> {
 pub fn build(name: &str, settings: ProviderSettings, config: &Config) -> Result<Arc<dyn Provider>> {
     match name {
         "mock" => Ok(Arc::new(mock::Mock::from_config(config, &settings)?)),
+        #[cfg(feature = "fly")]
+        "fly" => {
+            let mut b = fly_machines::FlyMachinesBuilder::from_settings(settings);
+            if let Some(app) = config
+                .env(fly_machines::FLY_APP_NAME_ENV)
+                .filter(|a| !a.is_empty())
+            {
+                if b.app().is_none() {
+                    b = b.with_app(app);
+                }
+            }
+            Ok(Arc::new(b.build()?))
+        }
         _ => Err(Error::validation(
             "provider",
             format!(
