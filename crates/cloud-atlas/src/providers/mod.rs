@@ -18,16 +18,16 @@ pub mod vast;
 
 /// Names of the providers this build knows, in display order.
 pub fn known() -> Vec<&'static str> {
-    let mut v = vec!["mock"];
-    #[cfg(feature = "runpod")]
-    v.push("runpod");
-    #[cfg(feature = "lambda")]
-    v.push("lambda");
-    #[cfg(feature = "vast")]
-    v.push("vast");
-    #[cfg(feature = "fly")]
-    v.push("fly");
-    v
+    [
+        ("mock", true),
+        ("runpod", cfg!(feature = "runpod")),
+        ("lambda", cfg!(feature = "lambda")),
+        ("vast", cfg!(feature = "vast")),
+        ("fly", cfg!(feature = "fly")),
+    ]
+    .into_iter()
+    .filter_map(|(name, built)| built.then_some(name))
+    .collect()
 }
 
 /// Build the provider `name` from resolved `settings` (see [`Config::provider_settings`]).
