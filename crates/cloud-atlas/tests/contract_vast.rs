@@ -239,6 +239,8 @@ struct Fake {
     fail_before_create: bool,
     /// Answer this many requests with 429 first.
     throttle: usize,
+    /// Listing answers 503.
+    fail_lists: bool,
     /// Answer this many rents with 429 first.
     throttle_rents: usize,
     instances: BTreeMap<u64, Value>,
@@ -411,6 +413,9 @@ async fn list(
 ) -> Response {
     if record(&s, &method, &uri, &headers, b"") {
         return too_frequent();
+    }
+    if s.lock().unwrap().fail_lists {
+        return (StatusCode::SERVICE_UNAVAILABLE, "unavailable").into_response();
     }
     let params: BTreeMap<String, String> =
         url::form_urlencoded::parse(q.unwrap_or_default().as_bytes())
@@ -737,6 +742,24 @@ async fn an_ambiguous_rent_that_created_nothing_says_a_new_spawn_is_safe() {
         recs(&s, "GET", "/api/v1/instances/").len(),
         3,
         "three listings"
+    );
+}
+
+#[tokio::test]
+async fn an_ambiguous_rent_that_cannot_be_checked_never_claims_safety() {
+    let (base, s) = fake(|f| {
+        f.fail_after_create = true;
+        f.fail_lists = true;
+    })
+    .await;
+    let e = provider(&base).spawn(&request()).await.unwrap_err();
+    assert!(e.is_ambiguous());
+    assert!(e.message().contains("may exist"), "{e}");
+    assert!(!e.message().contains("safe"), "{e}");
+    assert_eq!(
+        recs(&s, "PUT", "/api/v0/asks/").len(),
+        1,
+        "never a second rent"
     );
 }
 

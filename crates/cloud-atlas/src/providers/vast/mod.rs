@@ -242,18 +242,28 @@ impl Vast {
     }
 
     /// After an ambiguous rent: the launch's instance, if Vast created one.
+    ///
+    /// `Ok(None)` only when at least one complete listing found nothing; when every
+    /// listing failed, the last listing error (nothing can be concluded).
     async fn reconcile(&self, req: &ComputeRequest) -> Result<Option<Value>> {
         let label = req.launch_name();
         let filter = json!({"label": {"eq": label}});
         let mut delay = self.tuning.reconcile_delay;
+        let mut listed = false;
+        let mut last_err = None;
         for attempt in 0..self.tuning.reconcile_attempts {
             if attempt > 0 {
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }
-            let Ok(all) = self.instances.list_all(Some(&filter)).await else {
-                continue;
+            let all = match self.instances.list_all(Some(&filter)).await {
+                Ok(all) => all,
+                Err(e) => {
+                    last_err = Some(e);
+                    continue;
+                }
             };
+            listed = true;
             let mut found: Vec<Value> = all
                 .into_iter()
                 .filter(|i| i.get("label").and_then(Value::as_str) == Some(label.as_str()))
@@ -275,7 +285,10 @@ impl Vast {
             }
             return Ok(found.into_iter().next());
         }
-        Ok(None)
+        match (listed, last_err) {
+            (false, Some(e)) => Err(e),
+            _ => Ok(None),
+        }
     }
 
     /// The rented instance as seen right after the rent. For spot, an instance that
@@ -307,11 +320,17 @@ impl Vast {
             let status = seen.as_ref().map(translate::status);
             match status {
                 Some(ComputeStatus::Stopped) if req.spot => {
-                    let _ = self.instances.destroy(id).await;
+                    let cleanup = match self.instances.destroy(id).await {
+                        Ok(()) => "and was destroyed".to_string(),
+                        Err(e) => {
+                            tracing::warn!(provider = NAME, instance = id, error = %e, "could not destroy an outbid instance");
+                            format!("and could not be destroyed ({}): terminate it with `atlas terminate --provider vast {id}`", e.message())
+                        }
+                    };
                     return Err(Error::new(
                         ErrorKind::Capacity,
                         format!(
-                            "spot bid ${:.4}/h was outbid: Vast instance {id} came back stopped and was destroyed; bid higher (--provider-opt bid_price=…) or rent on-demand",
+                            "spot bid ${:.4}/h was outbid: Vast instance {id} came back stopped {cleanup}; bid higher (--provider-opt bid_price=…) or rent on-demand",
                             bid.unwrap_or_default()
                         ),
                     )
@@ -539,7 +558,19 @@ impl Provider for Vast {
                 }
                 Err(e) if e.is_ambiguous() => {
                     tracing::warn!(provider = NAME, launch = %req.launch_name(), "ambiguous rent; reconciling by listing");
-                    match self.reconcile(req).await? {
+                    let found = match self.reconcile(req).await {
+                        Ok(found) => found,
+                        Err(list_err) => {
+                            let msg = format!(
+                                "{}; listing to check for an instance labelled {} failed too ({}), so one may exist: run `atlas ls --provider vast` before spawning again",
+                                e.message(),
+                                req.launch_name(),
+                                list_err.message()
+                            );
+                            return Err(e.with_message(msg));
+                        }
+                    };
+                    match found {
                         Some(inst) => {
                             let id = inst.get("id").and_then(Value::as_u64).unwrap_or_default();
                             (id, Some(inst))
