@@ -397,6 +397,7 @@ impl Runner {
             fly.deploy.result = tracing::field::Empty,
         );
         let started = Instant::now();
+        let pgid = child.id();
         let mut stdout = child.stdout.take();
         let mut stderr = child.stderr.take();
         let mut split_out = LineSplitter::default();
@@ -461,7 +462,7 @@ impl Runner {
                     match st {
                         Ok(st) => exited = Some(st),
                         Err(e) => {
-                            self.flyctl.kill_tree(&mut child).await;
+                            self.flyctl.kill_tree(&mut child, pgid).await;
                             return Err(Error::new(ErrorKind::Unknown, "could not wait for `fly deploy`").with_source(e));
                         }
                     }
@@ -479,7 +480,8 @@ impl Runner {
         let status = match ended {
             Ended::Exited(st) => {
                 if stdout.is_some() || stderr.is_some() {
-                    self.flyctl.kill_tree(&mut child).await;
+                    // Leftover children still hold the output open.
+                    self.flyctl.kill_tree(&mut child, pgid).await;
                 }
                 if st.success() {
                     DeployStatus::Succeeded
@@ -488,7 +490,7 @@ impl Runner {
                 }
             }
             Ended::Timer(timer) => {
-                self.flyctl.kill_tree(&mut child).await;
+                self.flyctl.kill_tree(&mut child, pgid).await;
                 let after = match timer {
                     DeployTimer::Activity => self.activity,
                     DeployTimer::Absolute => self.absolute,
@@ -505,7 +507,7 @@ impl Runner {
                 status
             }
             Ended::Abandoned => {
-                self.flyctl.kill_tree(&mut child).await;
+                self.flyctl.kill_tree(&mut child, pgid).await;
                 DeployStatus::Failed { code: None }
             }
         };

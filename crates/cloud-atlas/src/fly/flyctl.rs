@@ -116,24 +116,24 @@ impl Flyctl {
         .with_provider("fly")
     }
 
-    /// Stop `child` and everything in its process group: `SIGTERM`, wait up to the
-    /// grace period, then `SIGKILL`; the child is reaped before this returns.
-    pub(crate) async fn kill_tree(&self, child: &mut tokio::process::Child) {
-        let Some(pid) = child.id() else {
-            // Already reaped.
+    /// Stop `child` and everything in its process group `pgid` (the child's pid,
+    /// recorded at spawn; the group outlives a reaped leader): `SIGTERM`, wait up to
+    /// the grace period, then `SIGKILL`; the child is reaped before this returns.
+    pub(crate) async fn kill_tree(&self, child: &mut tokio::process::Child, pgid: Option<u32>) {
+        let Some(pgid) = pgid.or_else(|| child.id()) else {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
             return;
         };
-        signal_group(pid, "TERM").await;
+        signal_group(pgid, "TERM").await;
         if tokio::time::timeout(self.kill_grace, child.wait())
             .await
-            .is_ok()
+            .is_err()
         {
-            // The leader is gone; make sure no straggler of its group survives.
-            signal_group(pid, "KILL").await;
-            return;
+            let _ = child.start_kill();
         }
-        signal_group(pid, "KILL").await;
-        let _ = child.start_kill();
+        // Whatever of the group is left (helpers that ignored SIGTERM) goes now.
+        signal_group(pgid, "KILL").await;
         let _ = child.wait().await;
     }
 }

@@ -615,6 +615,7 @@ impl Inner {
         }
         let mut cmd = flyctl.command(&args);
         let mut child = flyctl.spawn(&mut cmd)?;
+        let pgid = child.id();
         let mut stdout = child.stdout.take();
         let mut stderr = child.stderr.take();
         let run = async {
@@ -639,7 +640,7 @@ impl Inner {
         let (out, err, status) = match tokio::time::timeout(self.opts.cli_timeout, run).await {
             Ok(r) => r,
             Err(_) => {
-                flyctl.kill_tree(&mut child).await;
+                flyctl.kill_tree(&mut child, pgid).await;
                 return Err(Error::new(
                     ErrorKind::Timeout,
                     format!(
