@@ -280,7 +280,9 @@ async fn chain_falls_through_to_manual_and_then_to_a_clear_error() {
         )
         .await
         .unwrap();
-    let r = env.resolver(store.clone()).build();
+    let r = env
+        .resolver(Arc::clone(&store) as Arc<dyn TokenStore>)
+        .build();
     let t = r.get("app-one").await.unwrap();
     assert_eq!(t.source, TokenSource::Manual);
     assert_eq!(t.auth().unwrap().scheme, "Bearer");
@@ -393,7 +395,9 @@ async fn refresh_is_atomic_and_invalidate_forgets() {
 {MINT}"#
     ));
     let store = Arc::new(MemoryTokenStore::new());
-    let r = env.resolver(store.clone()).build();
+    let r = env
+        .resolver(Arc::clone(&store) as Arc<dyn TokenStore>)
+        .build();
     let first = r.get("app-one").await.unwrap();
     assert_eq!(first.token.expose(), "FlyV1 fm2_minted1");
 
@@ -424,7 +428,9 @@ async fn refresh_is_atomic_and_invalidate_forgets() {
 
     // A failed refresh keeps the current token.
     let failing = fake("exit 1");
-    let r2 = failing.resolver(store.clone()).build();
+    let r2 = failing
+        .resolver(Arc::clone(&store) as Arc<dyn TokenStore>)
+        .build();
     let kept = r2.get("app-one").await.unwrap();
     assert_eq!(kept.source, TokenSource::Storage);
     assert!(r2.refresh("app-one").await.is_err());

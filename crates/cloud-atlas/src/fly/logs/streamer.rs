@@ -298,6 +298,16 @@ impl LogStreamer {
     }
 }
 
+/// The wait before the next poll: back to the minimum after lines, doubled (up to
+/// the maximum) after an empty page or an error.
+fn next_wait(opts: &StreamerOptions, current: Duration, idle: bool) -> Duration {
+    if idle {
+        (current * 2).clamp(opts.min_wait, opts.max_wait)
+    } else {
+        opts.min_wait
+    }
+}
+
 enum Next {
     Fetched(Result<super::LogPage>),
     Woken,
@@ -351,10 +361,8 @@ impl Inner {
                     if let Some(t) = page.next_token.clone() {
                         query.next_token = Some(t);
                     }
-                    if page.entries.is_empty() {
-                        wait = (wait * 2).min(self.opts.max_wait).max(self.opts.min_wait);
-                    } else {
-                        wait = self.opts.min_wait;
+                    wait = next_wait(&self.opts, wait, page.entries.is_empty());
+                    if !page.entries.is_empty() {
                         self.deliver(&app, generation, page.entries);
                     }
                 }
@@ -372,7 +380,7 @@ impl Inner {
                         self.give_up(&app, generation, e);
                         return;
                     }
-                    wait = (wait * 2).min(self.opts.max_wait).max(self.opts.min_wait);
+                    wait = next_wait(&self.opts, wait, true);
                 }
             }
             tokio::select! {
@@ -499,5 +507,24 @@ impl Drop for Subscription {
                 p.wake.notify_one();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_on_empty_pages_and_resets_on_lines() {
+        let o = StreamerOptions::default();
+        let mut w = o.min_wait;
+        let mut seen = vec![w];
+        for _ in 0..8 {
+            w = next_wait(&o, w, true);
+            seen.push(w);
+        }
+        let ms: Vec<u128> = seen.iter().map(Duration::as_millis).collect();
+        assert_eq!(ms, [100, 200, 400, 800, 1600, 3200, 4000, 4000, 4000]);
+        assert_eq!(next_wait(&o, w, false), o.min_wait);
     }
 }
