@@ -8,7 +8,7 @@
 //! - [`tokens::TokenResolver`] finds, caches and refreshes a token per app.
 //!
 //! The `fly` binary is [`Flyctl`] (default `fly` on `PATH`, or `$ATLAS_FLY_BIN`).
-//! Telemetry names are listed in [`telemetry`](self#telemetry).
+//! Telemetry names are listed below.
 //!
 //! # Telemetry
 //! Spans `atlas.fly.token`, `atlas.fly.logs.fetch`, `atlas.fly.deploy`; metrics
