@@ -2,7 +2,7 @@
 //!
 //! Usable without any compute provider:
 //! - [`discover_apps`] finds `fly.toml` files and their app names;
-//! - [`deploy`] / [`stream_deploy`] run `fly deploy --remote-only` with timers;
+//! - [`deploy()`] / [`stream_deploy`] run `fly deploy --remote-only` with timers;
 //! - [`logs::LogsClient`] fetches an app's logs, [`logs::LogStreamer`] tails them for
 //!   many subscribers with one poller per app;
 //! - [`tokens::TokenResolver`] finds, caches and refreshes a token per app.
