@@ -8,15 +8,9 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
 use cloud_atlas::config::{Config, ProviderSettings};
 use cloud_atlas::http::RetryConfig;
 use cloud_atlas::providers::vast::{OfferQuery, Vast, VastBuilder};
@@ -26,6 +20,7 @@ use cloud_atlas::{
 };
 use serde_json::{json, Value};
 use support::prism::Prism;
+use support::vast_server::{self as fake, recs};
 
 const PATCHED: &str = "vast/openapi.patched.yaml";
 const PUBLISHED: &str = "vast/openapi.yaml";
@@ -216,297 +211,11 @@ async fn cli_shapes_fail_the_published_spec_and_pass_the_patched_one() {
 }
 
 // ------------------------------------------------- local server with the CLI's shapes
-
-#[derive(Debug, Clone)]
-struct Rec {
-    method: String,
-    path: String,
-    query: String,
-    body: String,
-    auth: String,
-}
-
-#[derive(Default)]
-struct Fake {
-    offers: Vec<Value>,
-    /// Offer ids that answer 404 no_such_ask (rented by someone else meanwhile).
-    gone: Vec<u64>,
-    /// Spot bids below this come back stopped (outbid).
-    outbid_below: f64,
-    /// Rent creates the instance, then answers 500.
-    fail_after_create: bool,
-    /// Rent answers 500 without creating anything.
-    fail_before_create: bool,
-    /// Answer this many requests with 429 first.
-    throttle: usize,
-    /// Listing answers 503.
-    fail_lists: bool,
-    /// Answer this many rents with 429 first.
-    throttle_rents: usize,
-    instances: BTreeMap<u64, Value>,
-    next_id: u64,
-    recs: Vec<Rec>,
-    unmatched: Vec<String>,
-}
-
-type Shared = Arc<Mutex<Fake>>;
-
-fn record(s: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> bool {
-    let mut f = s.lock().unwrap();
-    f.recs.push(Rec {
-        method: method.to_string(),
-        path: uri.path().to_string(),
-        query: uri.query().unwrap_or("").to_string(),
-        body: String::from_utf8_lossy(body).into_owned(),
-        auth: headers
-            .get("authorization")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default(),
-    });
-    if f.throttle > 0 {
-        f.throttle -= 1;
-        return true;
-    }
-    false
-}
-
-fn too_frequent() -> Response {
-    (
-        StatusCode::TOO_MANY_REQUESTS,
-        Json(json!({"detail": "API requests too frequent endpoint threshold=1.0"})),
-    )
-        .into_response()
-}
-
-fn offer(id: u64, price: f64) -> Value {
-    json!({"id": id, "ask_contract_id": id, "machine_id": id + 1000, "gpu_name": "RTX 4090",
-        "num_gpus": 1, "gpu_ram": 24564, "dph_total": price, "min_bid": price / 2.0,
-        "reliability2": 0.995, "geolocation": "Oregon, US", "cuda_max_good": 12.4,
-        "disk_space": 500.0, "verified": true, "rentable": true, "rented": false})
-}
-
-async fn bundles(
-    State(s): State<Shared>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if record(&s, &method, &uri, &headers, &body) {
-        return too_frequent();
-    }
-    Json(json!({"offers": s.lock().unwrap().offers.clone()})).into_response()
-}
-
-async fn rent(
-    State(s): State<Shared>,
-    Path(offer_id): Path<u64>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if record(&s, &method, &uri, &headers, &body) {
-        return too_frequent();
-    }
-    let b: Value = serde_json::from_slice(&body).unwrap();
-    let mut f = s.lock().unwrap();
-    if f.throttle_rents > 0 {
-        f.throttle_rents -= 1;
-        return too_frequent();
-    }
-    if f.gone.contains(&offer_id) {
-        return (StatusCode::NOT_FOUND, Json(json!({"success": false, "error": "invalid_args",
-            "msg": format!("error 404/3603: no_such_ask Instance type by id {offer_id} is not available."),
-            "ask_id": offer_id}))).into_response();
-    }
-    if f.fail_before_create {
-        return (StatusCode::BAD_GATEWAY, "bad gateway").into_response();
-    }
-    let o = f
-        .offers
-        .iter()
-        .find(|o| o["id"] == offer_id)
-        .cloned()
-        .unwrap();
-    f.next_id += 1;
-    let id = f.next_id;
-    let outbid = b
-        .get("price")
-        .and_then(Value::as_f64)
-        .is_some_and(|p| p < f.outbid_below);
-    let env = b["env"].as_object().cloned().unwrap_or_default();
-    let mut ports = serde_json::Map::new();
-    for k in env.keys() {
-        if let Some(p) = k.strip_prefix("-p ") {
-            let inner = p.split(':').nth(1).unwrap();
-            let (port, proto) = inner.split_once('/').unwrap_or((inner, "tcp"));
-            let host: u64 = 40000 + port.parse::<u64>().unwrap() % 1000;
-            ports.insert(
-                format!("{port}/{proto}"),
-                json!([{"HostIp": "0.0.0.0", "HostPort": host.to_string()}]),
-            );
-        }
-    }
-    let state = if outbid { "stopped" } else { "running" };
-    let inst = json!({"id": id, "actual_status": if outbid { "exited" } else { "running" },
-        "intended_status": state, "cur_state": state, "next_state": state,
-        "label": b["label"], "image_uuid": b["image"], "gpu_name": o["gpu_name"],
-        "num_gpus": o["num_gpus"], "dph_total": b.get("price").cloned().unwrap_or(o["dph_total"].clone()),
-        "public_ipaddr": "198.51.100.7", "geolocation": o["geolocation"],
-        "ports": ports, "start_date": 1_790_000_000.5,
-        "extra_env": env.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>()});
-    f.instances.insert(id, inst);
-    if f.fail_after_create {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
-    }
-    Json(json!({"success": true, "new_contract": id})).into_response()
-}
-
-async fn instance(
-    State(s): State<Shared>,
-    Path(id): Path<u64>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if record(&s, &method, &uri, &headers, &body) {
-        return too_frequent();
-    }
-    let mut f = s.lock().unwrap();
-    match method {
-        Method::GET => Json(json!({"instances": f.instances.get(&id).cloned()})).into_response(),
-        Method::DELETE => match f.instances.remove(&id) {
-            Some(_) => Json(json!({"success": true, "msg": "Instance destroyed successfully"}))
-                .into_response(),
-            None => (
-                StatusCode::NOT_FOUND,
-                Json(json!({"success": false, "error": "not_found", "msg": "Instance not found"})),
-            )
-                .into_response(),
-        },
-        _ => {
-            let b: Value = serde_json::from_slice(&body).unwrap();
-            let Some(inst) = f.instances.get_mut(&id) else {
-                return (
-                    StatusCode::NOT_FOUND,
-                    Json(json!({"success": false, "error": "not_found", "msg": "Instance not found"})),
-                )
-                    .into_response();
-            };
-            let st = b["state"].as_str().unwrap().to_string();
-            inst["intended_status"] = json!(st);
-            inst["cur_state"] = json!(st);
-            inst["actual_status"] = json!(if st == "running" { "running" } else { "exited" });
-            Json(json!({"success": true})).into_response()
-        }
-    }
-}
-
-async fn list(
-    State(s): State<Shared>,
-    RawQuery(q): RawQuery,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    if record(&s, &method, &uri, &headers, b"") {
-        return too_frequent();
-    }
-    if s.lock().unwrap().fail_lists {
-        return (StatusCode::SERVICE_UNAVAILABLE, "unavailable").into_response();
-    }
-    let params: BTreeMap<String, String> =
-        url::form_urlencoded::parse(q.unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
-    let limit: usize = params.get("limit").map_or(25, |l| l.parse().unwrap());
-    assert!(limit <= 25, "the service caps pages at 25");
-    let after: u64 = match params.get("after_token") {
-        None => 0,
-        Some(t) => match t.strip_prefix("tok-") {
-            Some(n) => n.parse().unwrap(),
-            // A JSON-quoted or otherwise mangled token.
-            None => {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    Json(json!({"error": "invalid_token", "msg": "invalid after_token"})),
-                )
-                    .into_response()
-            }
-        },
-    };
-    let label: Option<String> = params
-        .get("select_filters")
-        .map(|f| serde_json::from_str::<Value>(f).expect("select_filters is JSON"))
-        .and_then(|f| {
-            f.pointer("/label/eq")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        });
-    let f = s.lock().unwrap();
-    let matching: Vec<&Value> = f
-        .instances
-        .range(after + 1..)
-        .map(|(_, v)| v)
-        .filter(|v| label.as_deref().is_none_or(|l| v["label"] == l))
-        .collect();
-    let page: Vec<Value> = matching.iter().take(limit).map(|v| (*v).clone()).collect();
-    let next = (matching.len() > limit).then(|| format!("tok-{}", page.last().unwrap()["id"]));
-    Json(json!({"success": true, "instances_found": page.len(),
-        "total_instances": f.instances.len(), "next_token": next, "instances": page}))
-    .into_response()
-}
-
-async fn unmatched(State(s): State<Shared>, method: Method, uri: Uri) -> StatusCode {
-    s.lock().unwrap().unmatched.push(format!("{method} {uri}"));
-    StatusCode::NOT_FOUND
-}
-
-async fn fake(setup: impl FnOnce(&mut Fake)) -> (String, Shared) {
-    let mut f = Fake {
-        offers: vec![
-            offer(101, 0.40),
-            offer(102, 0.45),
-            offer(103, 0.50),
-            offer(104, 0.55),
-        ],
-        next_id: 9000,
-        ..Fake::default()
-    };
-    setup(&mut f);
-    let state: Shared = Arc::new(Mutex::new(f));
-    // Trailing-slash routes only, as the service is called by the CLI.
-    let app = Router::new()
-        .route("/api/v0/bundles/", post(bundles))
-        .route("/api/v0/asks/{id}/", put(rent))
-        .route(
-            "/api/v0/instances/{id}/",
-            get(instance).put(instance).delete(instance),
-        )
-        .route("/api/v1/instances/", get(list))
-        .fallback(unmatched)
-        .with_state(Arc::clone(&state));
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    (format!("http://{addr}"), state)
-}
-
-fn recs(s: &Shared, method: &str, prefix: &str) -> Vec<Rec> {
-    s.lock()
-        .unwrap()
-        .recs
-        .iter()
-        .filter(|r| r.method == method && r.path.starts_with(prefix))
-        .cloned()
-        .collect()
-}
+// (tests/support/vast_server.rs)
 
 #[tokio::test]
 async fn requests_have_the_shapes_the_cli_sends() {
-    let (base, s) = fake(|_| {}).await;
+    let (base, s) = fake::start(|_| {});
     let vast = provider(&base);
     let req = request();
     let c = vast.spawn(&req).await.unwrap();
@@ -563,7 +272,7 @@ async fn requests_have_the_shapes_the_cli_sends() {
 
 #[tokio::test]
 async fn the_account_key_is_refused_in_env() {
-    let (base, s) = fake(|_| {}).await;
+    let (base, s) = fake::start(|_| {});
     let vast = provider(&base);
     let req = ComputeRequest::builder()
         .gpu(Gpu::RTX_4090)
@@ -580,7 +289,7 @@ async fn the_account_key_is_refused_in_env() {
 
 #[tokio::test]
 async fn lifecycle_against_the_cli_shaped_server() {
-    let (base, s) = fake(|_| {}).await;
+    let (base, s) = fake::start(|_| {});
     let vast = provider(&base);
     let c = vast.spawn(&request()).await.unwrap();
     vast.stop(&c.id).await.unwrap();
@@ -622,7 +331,7 @@ async fn lifecycle_against_the_cli_shaped_server() {
 
 #[tokio::test]
 async fn a_gone_offer_is_skipped_for_the_next() {
-    let (base, s) = fake(|f| f.gone = vec![101, 102]).await;
+    let (base, s) = fake::start(|f| f.gone = vec![101, 102]);
     let c = provider(&base).spawn(&request()).await.unwrap();
     let paths: Vec<String> = recs(&s, "PUT", "/api/v0/asks/")
         .iter()
@@ -642,7 +351,7 @@ async fn a_gone_offer_is_skipped_for_the_next() {
 
 #[tokio::test]
 async fn every_offer_gone_is_capacity_with_the_reasons() {
-    let (base, s) = fake(|f| f.gone = vec![101, 102, 103, 104]).await;
+    let (base, s) = fake::start(|f| f.gone = vec![101, 102, 103, 104]);
     let e = provider(&base).spawn(&request()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Capacity);
     for id in [101, 102, 103] {
@@ -655,7 +364,7 @@ async fn every_offer_gone_is_capacity_with_the_reasons() {
 
 #[tokio::test]
 async fn no_matching_offer_is_capacity() {
-    let (base, _s) = fake(|f| f.offers = vec![]).await;
+    let (base, _s) = fake::start(|f| f.offers = vec![]);
     let e = provider(&base).spawn(&request()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Capacity);
     assert!(e.message().contains("RTX 4090"), "{e}");
@@ -663,7 +372,7 @@ async fn no_matching_offer_is_capacity() {
 
 #[tokio::test]
 async fn an_outbid_spot_instance_is_destroyed_and_reported_as_capacity() {
-    let (base, s) = fake(|f| f.outbid_below = 1.0).await;
+    let (base, s) = fake::start(|f| f.outbid_below = 1.0);
     let req = ComputeRequest::builder()
         .gpu(Gpu::RTX_4090)
         .image("img")
@@ -688,7 +397,7 @@ async fn an_outbid_spot_instance_is_destroyed_and_reported_as_capacity() {
 
 #[tokio::test]
 async fn a_winning_spot_bid_runs() {
-    let (base, _s) = fake(|f| f.outbid_below = 0.1).await;
+    let (base, _s) = fake::start(|f| f.outbid_below = 0.1);
     let req = ComputeRequest::builder()
         .gpu(Gpu::RTX_4090)
         .image("img")
@@ -707,7 +416,7 @@ async fn a_winning_spot_bid_runs() {
 
 #[tokio::test]
 async fn an_ambiguous_rent_is_reconciled_by_label_not_repeated() {
-    let (base, s) = fake(|f| f.fail_after_create = true).await;
+    let (base, s) = fake::start(|f| f.fail_after_create = true);
     let req = request();
     let c = provider(&base).spawn(&req).await.unwrap();
     assert_eq!(
@@ -729,7 +438,7 @@ async fn an_ambiguous_rent_is_reconciled_by_label_not_repeated() {
 
 #[tokio::test]
 async fn an_ambiguous_rent_that_created_nothing_says_a_new_spawn_is_safe() {
-    let (base, s) = fake(|f| f.fail_before_create = true).await;
+    let (base, s) = fake::start(|f| f.fail_before_create = true);
     let e = provider(&base).spawn(&request()).await.unwrap_err();
     assert!(e.is_ambiguous());
     assert!(e.message().contains("new spawn is safe"), "{e}");
@@ -747,11 +456,10 @@ async fn an_ambiguous_rent_that_created_nothing_says_a_new_spawn_is_safe() {
 
 #[tokio::test]
 async fn an_ambiguous_rent_that_cannot_be_checked_never_claims_safety() {
-    let (base, s) = fake(|f| {
+    let (base, s) = fake::start(|f| {
         f.fail_after_create = true;
         f.fail_lists = true;
-    })
-    .await;
+    });
     let e = provider(&base).spawn(&request()).await.unwrap_err();
     assert!(e.is_ambiguous());
     assert!(e.message().contains("may exist"), "{e}");
@@ -765,14 +473,14 @@ async fn an_ambiguous_rent_that_cannot_be_checked_never_claims_safety() {
 
 #[tokio::test]
 async fn too_frequent_answers_are_paced_and_retried() {
-    let (base, s) = fake(|f| f.throttle = 2).await;
+    let (base, s) = fake::start(|f| f.throttle = 2);
     let vast = provider(&base);
     // The search meets two 429s and is retried.
     let offers = vast.offers(&OfferQuery::catalog(false)).await.unwrap();
     assert_eq!(offers.len(), 4);
     assert_eq!(recs(&s, "POST", "/api/v0/bundles/").len(), 3);
     // A rent that meets a 429 was refused, not processed: it is sent again, once more.
-    let (base, s) = fake(|f| f.throttle_rents = 1).await;
+    let (base, s) = fake::start(|f| f.throttle_rents = 1);
     let c = provider(&base).spawn(&request()).await.unwrap();
     assert_eq!(recs(&s, "PUT", "/api/v0/asks/").len(), 2);
     assert_eq!(s.lock().unwrap().instances.len(), 1);
@@ -781,7 +489,7 @@ async fn too_frequent_answers_are_paced_and_retried() {
 
 #[tokio::test]
 async fn listing_returns_all_1000_instances_across_pages() {
-    let (base, s) = fake(|f| {
+    let (base, s) = fake::start(|f| {
         for i in 1..=1000u64 {
             f.instances.insert(
                 i,
@@ -791,8 +499,7 @@ async fn listing_returns_all_1000_instances_across_pages() {
                 "dph_total": 0.4}),
             );
         }
-    })
-    .await;
+    });
     let all = provider(&base).list(&ListFilter::all()).await.unwrap();
     assert_eq!(all.len(), 1000);
     let ids: std::collections::BTreeSet<String> = all.iter().map(|c| c.id.clone()).collect();
@@ -808,7 +515,7 @@ async fn listing_returns_all_1000_instances_across_pages() {
 
 #[tokio::test]
 async fn built_by_name_from_settings() {
-    let (base, _s) = fake(|_| {}).await;
+    let (base, _s) = fake::start(|_| {});
     let mut settings = ProviderSettings::new("vast");
     settings.base_url = Some(base);
     let e = providers::build("vast", settings.clone(), &Config::empty(".")).unwrap_err();
