@@ -43,7 +43,8 @@
 //! parses `15m`-style durations; `tracing`/`metrics` are the telemetry facades;
 //! `sha2`/`hmac`/`subtle`/`base64`/`rand` make and check tokens and signatures in constant
 //! time; `rusqlite` (bundled SQLite) persists state; `uuid` makes launch ids; `chrono`
-//! carries timestamps; `dirs` finds the platform data directory.
+//! carries timestamps; `dirs` finds the platform data directory; `eventsource-stream` parses server-sent
+//! events (RunPod pod logs) so no SSE framing is hand-written.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
