@@ -37,8 +37,11 @@ pub struct CatalogQuery {
 pub struct Catalog {
     rest: Rest,
     ttl: Duration,
-    cache: Arc<Mutex<Option<(Instant, Vec<GpuType>)>>>,
+    cache: Arc<Mutex<Option<Cached>>>,
 }
+
+/// A catalog read and when it was made.
+type Cached = (Instant, Vec<GpuType>);
 
 impl Catalog {
     pub(crate) fn new(rest: Rest, ttl: Duration) -> Catalog {

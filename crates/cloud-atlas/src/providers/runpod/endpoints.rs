@@ -19,10 +19,10 @@ use crate::http::Idempotency;
 pub struct EndpointWorkers {
     /// Workers kept warm.
     #[serde(default)]
-    pub min: u32,
+    pub min: u64,
     /// Most workers.
     #[serde(default)]
-    pub max: u32,
+    pub max: u64,
     /// Seconds a worker idles before it is stopped.
     #[serde(default)]
     pub idle_timeout: Option<u32>,
@@ -51,7 +51,7 @@ pub struct Endpoint {
     pub data_center_ids: Vec<String>,
     /// Execution timeout in milliseconds.
     #[serde(default)]
-    pub timeout: Option<u64>,
+    pub timeout: Option<i64>,
     /// Creation time (RFC 3339).
     #[serde(default)]
     pub created_at: Option<String>,

@@ -140,9 +140,13 @@ impl LogsApi {
             .query_opt("since", since)
             .operation("logs");
         let resp = self.rest.streaming(rq).await?;
-        // Each item: Some((id, data)) for an event, None for a broken stream.
+        // Each item: Some((id, data)) for an event, None for a broken stream. A blank
+        // line is added at the end of the body so an event the server did not close
+        // with one (Prism's example does not) is still delivered.
+        let tail = futures::stream::once(async { Ok(bytes::Bytes::from_static(b"\n\n")) });
         let events = resp
             .bytes_stream()
+            .chain(tail)
             .eventsource()
             .map(|ev| ev.ok().map(|e| (e.id, e.data)));
         Ok(events.boxed())

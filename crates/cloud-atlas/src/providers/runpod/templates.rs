@@ -34,7 +34,7 @@ pub struct Template {
     pub category: Option<String>,
     /// Container disk in GB.
     #[serde(default)]
-    pub disk: Option<u32>,
+    pub disk: Option<u64>,
     /// Exposed ports (`8888/http`).
     #[serde(default)]
     pub ports: Vec<String>,
