@@ -96,6 +96,8 @@ pub const SERVERLESS_BASE_URL_ENV: &str = "ATLAS_RUNPOD_SERVERLESS_BASE_URL";
 pub const SERVERLESS_BASE_URL_OPTION: &str = "serverless_base_url";
 /// `atlas.toml` option for the GPU catalog cache TTL (`"60s"`, `"5m"`).
 pub const CATALOG_TTL_OPTION: &str = "catalog_ttl";
+/// `atlas.toml` option for the longest wait the rate-limit gate imposes (`"60s"`).
+pub const RATE_LIMIT_MAX_WAIT_OPTION: &str = "rate_limit_max_wait";
 /// Longest a request waits for the rate-limit gate unless configured otherwise.
 pub const DEFAULT_RATE_LIMIT_MAX_WAIT: Duration = Duration::from_secs(60);
 
@@ -122,6 +124,7 @@ pub struct RunPodBuilder {
     retry: Option<RetryConfig>,
     catalog_ttl: Option<Duration>,
     catalog_ttl_raw: Option<String>,
+    max_wait_raw: Option<String>,
     reconcile_attempts: Option<u32>,
     reconcile_delay: Option<Duration>,
     rate_limit_max_wait: Option<Duration>,
@@ -255,16 +258,21 @@ impl RunPodBuilder {
         b
     }
 
-    /// Resolved settings (`api_key`, `base_url`, options `serverless_base_url`, `catalog_ttl`).
+    /// Resolved settings: `api_key`, `base_url`, and the `[providers.runpod]` options
+    /// `serverless_base_url`, `catalog_ttl` and `rate_limit_max_wait` (durations as `"60s"`).
     pub fn from_settings(settings: ProviderSettings) -> RunPodBuilder {
         let serverless_base_url = settings
             .option_str(SERVERLESS_BASE_URL_OPTION)
             .map(str::to_string);
         let catalog_ttl_raw = settings.option_str(CATALOG_TTL_OPTION).map(str::to_string);
+        let max_wait_raw = settings
+            .option_str(RATE_LIMIT_MAX_WAIT_OPTION)
+            .map(str::to_string);
         RunPodBuilder {
             settings,
             serverless_base_url,
             catalog_ttl_raw,
+            max_wait_raw,
             ..RunPodBuilder::default()
         }
     }
@@ -337,9 +345,11 @@ impl RunPodBuilder {
             (None, Some(raw)) => crate::spec::parse_duration(CATALOG_TTL_OPTION, raw)?,
             (None, None) => DEFAULT_CATALOG_TTL,
         };
-        let max_wait = self
-            .rate_limit_max_wait
-            .unwrap_or(DEFAULT_RATE_LIMIT_MAX_WAIT);
+        let max_wait = match (self.rate_limit_max_wait, &self.max_wait_raw) {
+            (Some(d), _) => d,
+            (None, Some(raw)) => crate::spec::parse_duration(RATE_LIMIT_MAX_WAIT_OPTION, raw)?,
+            (None, None) => DEFAULT_RATE_LIMIT_MAX_WAIT,
+        };
         let retry = self.retry.unwrap_or_default();
         let rest_base = s
             .base_url
@@ -544,5 +554,41 @@ impl Provider for RunPod {
 
     fn serverless(&self) -> Option<&dyn Serverless> {
         Some(&self.inner.serverless)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(options: &str) -> ProviderSettings {
+        let mut s = ProviderSettings::new(NAME);
+        s.api_key = Some(Secret::new("k"));
+        s.options = options.parse().unwrap();
+        s
+    }
+
+    #[test]
+    fn builder_reads_options_and_reports_bad_ones() {
+        let rp = RunPodBuilder::from_settings(settings(
+            "serverless_base_url = \"http://127.0.0.1:1/v2\"\ncatalog_ttl = \"5m\"\nrate_limit_max_wait = \"2s\"",
+        ))
+        .build()
+        .unwrap();
+        assert_eq!(rp.jobs().base_url(), "http://127.0.0.1:1/v2");
+        let e = RunPodBuilder::from_settings(settings("catalog_ttl = \"soon\""))
+            .build()
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Validation);
+        assert!(e.message().starts_with("catalog_ttl"), "{e}");
+        let e = RunPodBuilder::from_settings(ProviderSettings::new(NAME))
+            .build()
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unauthorized);
+        assert!(!format!(
+            "{:?}",
+            RunPodBuilder::default().with_api_key("secret-canary")
+        )
+        .contains("secret-canary"));
     }
 }
