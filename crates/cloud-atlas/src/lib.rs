@@ -32,7 +32,7 @@
 //! ## Cargo features
 //! - `runpod`, `lambda`, `vast`, `fly` (default): the providers; `fly` also brings Fly platform ops.
 //! - `sqlite` (default): persistence for the mock cloud, session store and token store.
-//! - `testing`: the public provider conformance suite ([`testing`]).
+//! - `testing`: the public provider conformance suite (module `testing`).
 //! - `tower`: pod-side auth layers.
 //!
 //! ## Dependencies and why
