@@ -32,6 +32,9 @@ pub(crate) fn stderr_color() -> bool {
     color_allowed(std::io::stderr().is_terminal())
 }
 
+/// Narrowest terminal width tables wrap to; below it (or unknown) they do not wrap.
+const MIN_WIDTH: u16 = 40;
+
 /// Writes results to stdout in the chosen format.
 #[derive(Debug, Clone)]
 pub(crate) struct Out {
@@ -125,8 +128,11 @@ impl Out {
     fn base_table(&self) -> Table {
         let mut t = Table::new();
         if self.tty {
-            t.load_preset(presets::UTF8_FULL_CONDENSED)
-                .set_content_arrangement(ContentArrangement::Dynamic);
+            t.load_preset(presets::UTF8_FULL_CONDENSED);
+            // Fit the terminal, unless it reports no usable width (e.g. a pty without a size).
+            if t.width().is_some_and(|w| w >= MIN_WIDTH) {
+                t.set_content_arrangement(ContentArrangement::Dynamic);
+            }
         } else {
             t.load_preset(presets::ASCII_FULL_CONDENSED)
                 .set_content_arrangement(ContentArrangement::Disabled);
