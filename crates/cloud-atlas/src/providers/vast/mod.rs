@@ -75,7 +75,8 @@
 //!
 //! # Limits
 //! Vast limits requests per endpoint ("API requests too frequent endpoint
-//! threshold=…"). Every request goes through one pacer (default 2/s, burst 4); a 429
+//! threshold=…"). Every request goes through one pacer (default 2/s, burst 4; set
+//! `requests_per_second` and `burst` under `[providers.vast]` in `atlas.toml`); a 429
 //! holds the pacer and is retried by the HTTP layer (a rent that met a 429 was not
 //! processed and is retried here, bounded). No volumes (`volume_gb`,
 //! `network_volume_id` are `Unsupported`: the local disk already persists across
@@ -389,10 +390,24 @@ impl VastBuilder {
         VastBuilder::from_settings(ProviderSettings::from_env(NAME))
     }
 
-    /// Resolved settings (`api_key`, `base_url`).
+    /// Resolved settings (`api_key`, `base_url`, and from `[providers.vast]` in
+    /// `atlas.toml` the pacing options `requests_per_second` and `burst`).
     pub fn from_settings(settings: ProviderSettings) -> VastBuilder {
+        let num = |k: &str| {
+            settings.options.get(k).and_then(|v| {
+                v.as_float()
+                    .or_else(|| v.as_integer().map(|i| i as f64))
+                    .filter(|f| f.is_finite() && *f > 0.0)
+            })
+        };
+        let pacing = num("requests_per_second").map(|rate| {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let burst = num("burst").map_or(4, |b| b.min(10_000.0) as u32);
+            (rate, burst)
+        });
         VastBuilder {
             settings,
+            pacing,
             ..VastBuilder::default()
         }
     }
