@@ -3,7 +3,7 @@
 //! --provider vast -o json` returning all of 1,000 instances from a paging server.
 
 #[path = "../../cloud-atlas/tests/support/prism.rs"]
-#[allow(dead_code, unreachable_pub)]
+#[allow(unreachable_pub)]
 mod prism;
 #[path = "../../cloud-atlas/tests/support/vast_server.rs"]
 #[allow(dead_code, unreachable_pub)]
