@@ -33,7 +33,7 @@
 //! - `runpod`, `lambda`, `vast`, `fly` (default): the providers; `fly` also brings Fly platform ops.
 //! - `sqlite` (default): persistence for the mock cloud, session store and token store.
 //! - `testing`: the public provider conformance suite ([`testing`]).
-//! - `tower`: pod-side auth layers.
+//! - `tower`: pod-side auth layers ([`auth::layer`]).
 //!
 //! ## Dependencies and why
 //! `reqwest` (rustls) is the one pooled HTTP client; `backon` computes jittered
@@ -44,6 +44,9 @@
 //! `sha2`/`hmac`/`subtle`/`base64`/`rand` make and check tokens and signatures in constant
 //! time; `rusqlite` (bundled SQLite) persists state; `uuid` makes launch ids; `chrono`
 //! carries timestamps; `dirs` finds the platform data directory.
+//! `percent-encoding` decodes signed-URL query bytes exactly (no lossy UTF-8), which
+//! ExAtlas byte-compatibility needs; `http`/`tower-layer`/`tower-service` (feature
+//! `tower`) type the pod-side auth layers without pulling in all of `tower`.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
