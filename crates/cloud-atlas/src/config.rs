@@ -79,6 +79,15 @@ impl ProviderSettings {
         }
     }
 
+    /// Settings for `provider` from environment variables only (no files): the key from
+    /// its env var(s), the base URL from `ATLAS_<PROVIDER>_BASE_URL`.
+    pub fn from_env(provider: &str) -> ProviderSettings {
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        let mut c = Config::empty(".");
+        c.env = env;
+        c.provider_settings(provider)
+    }
+
     /// The API key, or an `Unauthorized` error that names the env var and the options.
     pub fn require_api_key(&self, display_name: &str) -> Result<Secret> {
         self.api_key.clone().ok_or_else(|| {
@@ -295,6 +304,33 @@ fn read_file(path: &Path) -> Result<FileConfig> {
     })
 }
 
+/// Create `dir` (and parents) and make it 0700 on Unix: it may hold secrets.
+///
+/// # Errors
+/// `Unknown` naming the folder when it cannot be created.
+pub fn ensure_private_dir(dir: &Path) -> Result<()> {
+    if dir.as_os_str().is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|e| {
+        Error::new(
+            ErrorKind::Unknown,
+            format!("cannot create {}: {e}", dir.display()),
+        )
+    })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
+            Error::new(
+                ErrorKind::Unknown,
+                format!("cannot make {} private: {e}", dir.display()),
+            )
+        })?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,31 +398,4 @@ mod tests {
         let e = Config::load_with(dir.path(), Some(&p), &env(&[]), None).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Validation);
     }
-}
-
-/// Create `dir` (and parents) and make it 0700 on Unix: it may hold secrets.
-///
-/// # Errors
-/// `Unknown` naming the folder when it cannot be created.
-pub fn ensure_private_dir(dir: &Path) -> Result<()> {
-    if dir.as_os_str().is_empty() {
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir).map_err(|e| {
-        Error::new(
-            ErrorKind::Unknown,
-            format!("cannot create {}: {e}", dir.display()),
-        )
-    })?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
-            Error::new(
-                ErrorKind::Unknown,
-                format!("cannot make {} private: {e}", dir.display()),
-            )
-        })?;
-    }
-    Ok(())
 }

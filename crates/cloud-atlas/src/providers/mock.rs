@@ -605,16 +605,13 @@ impl Mock {
         c.labels = m.labels.clone();
         c.created_at = Some(m.created_at);
         c.auth = auth.or_else(|| {
-            m.token_hash
-                .as_ref()
-                .map(|h| {
-                    let (mut a, _) = AuthHandle::mint(m.auth_mode);
-                    if let Some(x) = a.as_mut() {
-                        x.token_hash = Some(h.clone());
-                    }
-                    a.map(|a| a.redacted())
-                })
-                .flatten()
+            m.token_hash.as_ref().map(|h| AuthHandle {
+                mode: m.auth_mode,
+                token: None,
+                token_hash: Some(h.clone()),
+                header: None,
+                signing_secret: None,
+            })
         });
         c.raw = serde_json::json!({
             "id": m.id,

@@ -18,16 +18,16 @@ pub mod vast;
 
 /// Names of the providers this build knows, in display order.
 pub fn known() -> Vec<&'static str> {
-    let mut v = vec!["mock"];
-    #[cfg(feature = "runpod")]
-    v.push("runpod");
-    #[cfg(feature = "lambda")]
-    v.push("lambda");
-    #[cfg(feature = "vast")]
-    v.push("vast");
-    #[cfg(feature = "fly")]
-    v.push("fly");
-    v
+    [
+        ("mock", true),
+        ("runpod", cfg!(feature = "runpod")),
+        ("lambda", cfg!(feature = "lambda")),
+        ("vast", cfg!(feature = "vast")),
+        ("fly", cfg!(feature = "fly")),
+    ]
+    .into_iter()
+    .filter_map(|(name, built)| built.then_some(name))
+    .collect()
 }
 
 /// Build the provider `name` from resolved `settings` (see [`Config::provider_settings`]).
@@ -38,6 +38,19 @@ pub fn known() -> Vec<&'static str> {
 pub fn build(name: &str, settings: ProviderSettings, config: &Config) -> Result<Arc<dyn Provider>> {
     match name {
         "mock" => Ok(Arc::new(mock::Mock::from_config(config, &settings)?)),
+        #[cfg(feature = "fly")]
+        "fly" => {
+            let mut b = fly_machines::FlyMachinesBuilder::from_settings(settings);
+            if let Some(app) = config
+                .env(fly_machines::FLY_APP_NAME_ENV)
+                .filter(|a| !a.is_empty())
+            {
+                if b.app().is_none() {
+                    b = b.with_app(app);
+                }
+            }
+            Ok(Arc::new(b.build()?))
+        }
         _ => Err(Error::validation(
             "provider",
             format!(

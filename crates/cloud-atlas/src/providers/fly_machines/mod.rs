@@ -1,1 +1,474 @@
-//! Provider `fly_machines` (in progress).
+//! Fly.io Machines: fast-booting VMs as a cloud-atlas provider (feature `fly`).
+//!
+//! API: <https://fly.io/docs/machines/api/> (`https://api.machines.dev/v1`). Fly retired
+//! GPU Machines in 2026, so this is CPU compute: the provider declares no `SpawnGpu`; a
+//! request naming a canonical GPU is `Unsupported`. Organisations that still have GPU
+//! access can pass `--provider-opt gpu_kind=a100-pcie-40gb` (and `gpus=N`), sent as-is.
+//!
+//! # Apps and ids
+//! Machines live in an app. The app is, in order: provider option `app` on the request,
+//! `app` under `[providers.fly]` in `atlas.toml`, `FLY_APP_NAME`, or
+//! [`FlyMachinesBuilder::with_app`]. With `create_app=true` and `org=<slug>` provider
+//! options, spawn creates the app first when it does not exist. Compute ids are the
+//! machine id when the machine lives in the configured default app, and `app/machine_id`
+//! otherwise, so `get`/`stop`/`terminate` always know the app.
+//!
+//! # Spawn
+//! See [`translate::create_body`]: guest size from `cpus`/`memory_gb`, services for the
+//! requested ports (HTTP through Fly's proxy at `https://{app}.fly.dev`; to reach one
+//! specific machine send the `fly-force-instance-id: <machine id>` header), region from
+//! the first region hint, `auto_destroy: true` and `restart: no` for transient compute,
+//! metadata carrying the launch id and name, and the machine named `req.launch_name()`.
+//! A create that fails ambiguously (timeout or 5xx after it was sent) is reconciled by
+//! listing the app for that name — several times with growing pauses, because Fly's
+//! listing is eventually consistent — before the error is returned; never two machines.
+//!
+//! # Capabilities and limits
+//! Stop, start (and [`FlyMachines::suspend`]), ports and CPU-only spawns. No GPU catalog:
+//! the Machines API publishes no prices, so `gpu_types` is `Unsupported`. No provider-side
+//! deadline: `auto_destroy` destroys a machine when its process exits, but Fly has no
+//! "terminate after" setting, so `max_runtime` is enforced by the orchestrator only.
+//! Requests are paced per Fly's documented limits ([`machines::FlyLimits`]).
+//!
+//! # Auth
+//! `FLY_API_TOKEN`; macaroon tokens (`fm1r_`, `fm1a_`, `fm2_`) are sent as `FlyV1 …`,
+//! others as `Bearer …` ([`crate::fly::token_kind::FlyAuth`]).
+
+pub mod error;
+pub mod machines;
+pub mod translate;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::auth::AuthHandle;
+use crate::config::ProviderSettings;
+use crate::error::{Error, ErrorKind, Result};
+use crate::fly::token_kind::FlyAuth;
+use crate::http::{ApiAuth, ApiClient, HttpClient, RetryConfig};
+use crate::provider::Provider;
+use crate::spec::{Capabilities, Capability, Compute, ComputeRequest, GpuType, ListFilter};
+
+pub use machines::{FlyLimits, MachinesApi};
+use translate::NAME;
+
+/// Default Machines API base URL.
+pub const DEFAULT_BASE_URL: &str = "https://api.machines.dev/v1";
+/// Env var holding the Fly API token.
+pub const FLY_API_TOKEN_ENV: &str = "FLY_API_TOKEN";
+/// Env var naming the default app.
+pub const FLY_APP_NAME_ENV: &str = "FLY_APP_NAME";
+
+/// The Fly Machines provider.
+#[derive(Debug, Clone)]
+pub struct FlyMachines {
+    api: MachinesApi,
+    app: Option<String>,
+    reconcile_attempts: u32,
+    reconcile_delay: Duration,
+}
+
+/// Builder for [`FlyMachines`].
+#[derive(Debug, Clone, Default)]
+pub struct FlyMachinesBuilder {
+    settings: ProviderSettings,
+    app: Option<String>,
+    retry: Option<RetryConfig>,
+    limits: FlyLimits,
+    reconcile_attempts: Option<u32>,
+    reconcile_delay: Option<Duration>,
+}
+
+impl FlyMachines {
+    /// Build from `FLY_API_TOKEN`, `FLY_APP_NAME` and `ATLAS_FLY_BASE_URL`.
+    ///
+    /// # Errors
+    /// `Unauthorized` naming `FLY_API_TOKEN` when no token is set.
+    pub fn from_env() -> Result<FlyMachines> {
+        FlyMachinesBuilder::from_env().build()
+    }
+
+    /// The raw Machines API client.
+    pub fn api(&self) -> &MachinesApi {
+        &self.api
+    }
+
+    /// Suspend a machine (snapshot memory; resume with `start`). Suspended machines bill storage.
+    ///
+    /// # Errors
+    /// `NotFound` when the machine is gone.
+    pub async fn suspend(&self, id: &str) -> Result<()> {
+        let (app, mid) = self.locate(id)?;
+        self.api.action(&app, &mid, "suspend").await
+    }
+
+    /// Wait server-side (Fly's `/wait`) until the machine reaches `state`
+    /// (`started`, `stopped`, `suspended`, `destroyed`), instead of polling.
+    ///
+    /// # Errors
+    /// `Timeout` when the state is not reached within `timeout` (at most 60 s per call).
+    pub async fn wait_state(&self, id: &str, state: &str, timeout: Duration) -> Result<()> {
+        if !matches!(state, "started" | "stopped" | "suspended" | "destroyed") {
+            return Err(Error::validation(
+                "state",
+                format!(
+                    "{state:?} is not allowed; allowed: started, stopped, suspended, destroyed"
+                ),
+            ));
+        }
+        let (app, mid) = self.locate(id)?;
+        self.api.wait(&app, &mid, state, timeout).await
+    }
+
+    fn app_for(&self, req: &ComputeRequest) -> Result<String> {
+        req.opt_str("app")
+            .map(str::to_string)
+            .or_else(|| self.app.clone())
+            .ok_or_else(|| {
+                Error::validation(
+                    "provider_opts.app",
+                    "Fly machines live in an app: pass --provider-opt app=NAME, or set app under [providers.fly] in atlas.toml, or FLY_APP_NAME",
+                )
+            })
+    }
+
+    fn external_id(&self, app: &str, machine_id: &str) -> String {
+        if self.app.as_deref() == Some(app) {
+            machine_id.to_string()
+        } else {
+            format!("{app}/{machine_id}")
+        }
+    }
+
+    fn locate(&self, id: &str) -> Result<(String, String)> {
+        match id.split_once('/') {
+            Some((app, mid)) if !app.is_empty() && !mid.is_empty() => Ok((app.to_string(), mid.to_string())),
+            Some(_) => Err(Error::validation("id", format!("{id:?} is not a Fly compute id; use MACHINE_ID or APP/MACHINE_ID"))),
+            None => match &self.app {
+                Some(app) => Ok((app.clone(), id.to_string())),
+                None => Err(Error::validation(
+                    "id",
+                    format!("{id:?} names no app; use APP/MACHINE_ID, or set app under [providers.fly] or FLY_APP_NAME"),
+                )),
+            },
+        }
+    }
+
+    fn default_app(&self) -> Result<&str> {
+        self.app.as_deref().ok_or_else(|| {
+            Error::validation("app", "listing Fly machines needs an app: set app under [providers.fly] in atlas.toml or FLY_APP_NAME")
+        })
+    }
+
+    async fn ensure_app(&self, app: &str, req: &ComputeRequest) -> Result<()> {
+        let wanted = req
+            .provider_opts
+            .get("create_app")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        if !wanted {
+            return Ok(());
+        }
+        match self.api.get_app(app).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                let org = req.opt_str("org").ok_or_else(|| {
+                    Error::validation(
+                        "provider_opts.org",
+                        "create_app=true needs the organisation: --provider-opt org=SLUG",
+                    )
+                })?;
+                self.api.create_app(app, org).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// After an ambiguous create: look for the launch's machine, allowing for listing lag.
+    async fn reconcile(
+        &self,
+        app: &str,
+        req: &ComputeRequest,
+    ) -> Result<Option<serde_json::Value>> {
+        let name = req.launch_name();
+        let mut delay = self.reconcile_delay;
+        for attempt in 0..self.reconcile_attempts {
+            if attempt > 0 {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            let Ok(all) = self.api.list(app, None).await else {
+                continue;
+            };
+            let mut found: Vec<serde_json::Value> = all
+                .into_iter()
+                .filter(|m| {
+                    m.get("name").and_then(|n| n.as_str()) == Some(name.as_str())
+                        || m.pointer("/config/metadata/atlas_launch_id")
+                            .and_then(|v| v.as_str())
+                            == Some(req.launch_id.as_str())
+                })
+                .filter(|m| {
+                    !matches!(
+                        m.get("state").and_then(|s| s.as_str()),
+                        Some("destroyed" | "destroying")
+                    )
+                })
+                .collect();
+            if found.is_empty() {
+                continue;
+            }
+            found.sort_by(|a, b| {
+                let ka = a.get("created_at").and_then(|v| v.as_str()).unwrap_or("");
+                let kb = b.get("created_at").and_then(|v| v.as_str()).unwrap_or("");
+                ka.cmp(kb)
+            });
+            for extra in found.iter().skip(1) {
+                if let Some(id) = extra.get("id").and_then(|v| v.as_str()) {
+                    tracing::warn!(
+                        provider = NAME,
+                        machine = id,
+                        "destroying duplicate machine of one launch"
+                    );
+                    let _ = self.api.destroy(app, id).await;
+                }
+            }
+            return Ok(found.into_iter().next());
+        }
+        Ok(None)
+    }
+}
+
+impl FlyMachinesBuilder {
+    /// Settings from the environment.
+    pub fn from_env() -> FlyMachinesBuilder {
+        let mut b = FlyMachinesBuilder::from_settings(ProviderSettings::from_env(NAME));
+        if b.app.is_none() {
+            b.app = std::env::var(FLY_APP_NAME_ENV)
+                .ok()
+                .filter(|s| !s.is_empty());
+        }
+        b
+    }
+
+    /// Resolved settings (`api_key`, `base_url`, option `app`).
+    pub fn from_settings(settings: ProviderSettings) -> FlyMachinesBuilder {
+        let app = settings.option_str("app").map(str::to_string);
+        FlyMachinesBuilder {
+            settings,
+            app,
+            ..FlyMachinesBuilder::default()
+        }
+    }
+
+    /// The default app, if set.
+    pub fn app(&self) -> Option<&str> {
+        self.app.as_deref()
+    }
+
+    /// The API token (macaroons or a user token).
+    pub fn with_api_key(mut self, token: impl Into<String>) -> FlyMachinesBuilder {
+        self.settings.api_key = Some(crate::auth::Secret::new(token.into()));
+        self
+    }
+
+    /// The base URL (default [`DEFAULT_BASE_URL`]).
+    pub fn with_base_url(mut self, url: impl Into<String>) -> FlyMachinesBuilder {
+        self.settings.base_url = Some(url.into());
+        self
+    }
+
+    /// The default app.
+    pub fn with_app(mut self, app: impl Into<String>) -> FlyMachinesBuilder {
+        self.app = Some(app.into());
+        self
+    }
+
+    /// The retry policy of the HTTP layer.
+    pub fn with_retry(mut self, retry: RetryConfig) -> FlyMachinesBuilder {
+        self.retry = Some(retry);
+        self
+    }
+
+    /// Client-side pacing limits (defaults are Fly's documented ones).
+    pub fn with_limits(mut self, limits: FlyLimits) -> FlyMachinesBuilder {
+        self.limits = limits;
+        self
+    }
+
+    /// How many listings, and the first pause between them, before an ambiguous create
+    /// is concluded to have created nothing (default 4 listings from 500 ms, doubling).
+    pub fn with_reconcile(mut self, attempts: u32, first_delay: Duration) -> FlyMachinesBuilder {
+        self.reconcile_attempts = Some(attempts.max(1));
+        self.reconcile_delay = Some(first_delay);
+        self
+    }
+
+    /// Build.
+    ///
+    /// # Errors
+    /// `Unauthorized` naming `FLY_API_TOKEN` when no token is set; `Validation` for a bad
+    /// base URL or app name.
+    pub fn build(self) -> Result<FlyMachines> {
+        let mut s = self.settings;
+        s.provider = NAME.to_string();
+        let key = s.require_api_key("Fly.io")?;
+        let auth = FlyAuth::parse(key.expose()).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unauthorized,
+                "FLY_API_TOKEN is empty: set it to a Fly API token (`fly tokens create deploy`)",
+            )
+        })?;
+        if let Some(app) = &self.app {
+            validate_app(app)?;
+        }
+        let base = s
+            .base_url
+            .clone()
+            .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
+        let api = ApiClient::new(
+            HttpClient::shared(),
+            NAME,
+            "machines",
+            &base,
+            ApiAuth::Scheme(auth.scheme, auth.credential),
+        )?
+        .with_retry(self.retry.unwrap_or_default())
+        .with_error_parser(error::parse_error);
+        Ok(FlyMachines {
+            api: MachinesApi::new(api, self.limits),
+            app: self.app,
+            reconcile_attempts: self.reconcile_attempts.unwrap_or(4),
+            reconcile_delay: self.reconcile_delay.unwrap_or(Duration::from_millis(500)),
+        })
+    }
+}
+
+fn validate_app(app: &str) -> Result<()> {
+    let ok = !app.is_empty()
+        && app.len() <= 63
+        && app
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !app.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::validation(
+            "app",
+            format!("{app:?} is not a Fly app name; use lowercase letters, digits and -"),
+        ))
+    }
+}
+
+#[async_trait]
+impl Provider for FlyMachines {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new([
+            Capability::Stop,
+            Capability::Start,
+            Capability::SpawnCpu,
+            Capability::SpawnWithPorts,
+        ])
+    }
+
+    async fn spawn(&self, req: &ComputeRequest) -> Result<Compute> {
+        if let Some(g) = req.gpu {
+            return Err(Error::unsupported(
+                NAME,
+                "spawn",
+                format!("Fly.io retired GPU Machines in 2026, so {g} cannot be requested; orgs that still have GPU access can pass --provider-opt gpu_kind=KIND"),
+            ));
+        }
+        let app = self.app_for(req)?;
+        validate_app(&app)?;
+        self.ensure_app(&app, req).await?;
+        let (auth, mut env) = AuthHandle::mint(req.auth);
+        for (k, v) in &req.env {
+            env.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        let body = translate::create_body(req, &env)?;
+        let machine = match self.api.create(&app, body).await {
+            Ok(m) => m,
+            Err(e) if e.is_ambiguous() => {
+                tracing::warn!(provider = NAME, launch = %req.launch_name(), "ambiguous create; reconciling by listing");
+                match self.reconcile(&app, req).await? {
+                    Some(m) => m,
+                    None => {
+                        let msg = format!(
+                            "{}; no machine named {} appeared after {} listings, so nothing was created and a new spawn is safe",
+                            e.message(),
+                            req.launch_name(),
+                            self.reconcile_attempts
+                        );
+                        return Err(e.with_message(msg));
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        let mid = machine
+            .get("id")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let mut c = translate::compute(&app, self.external_id(&app, &mid), &machine);
+        c.auth = auth;
+        Ok(c)
+    }
+
+    async fn get(&self, id: &str) -> Result<Compute> {
+        let (app, mid) = self.locate(id)?;
+        let m = self.api.get(&app, &mid).await?;
+        let c = translate::compute(&app, id.to_string(), &m);
+        if c.status == crate::spec::ComputeStatus::Terminated {
+            return Err(
+                Error::new(ErrorKind::NotFound, format!("machine {id} was destroyed"))
+                    .with_provider(NAME),
+            );
+        }
+        Ok(c)
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<Compute>> {
+        let app = self.default_app()?.to_string();
+        let all = self.api.list(&app, None).await?;
+        Ok(all
+            .iter()
+            .map(|m| {
+                let mid = m.get("id").and_then(|v| v.as_str()).unwrap_or_default();
+                translate::compute(&app, self.external_id(&app, mid), m)
+            })
+            .filter(|c| c.status != crate::spec::ComputeStatus::Terminated)
+            .filter(|c| filter.matches(c))
+            .collect())
+    }
+
+    async fn stop(&self, id: &str) -> Result<()> {
+        let (app, mid) = self.locate(id)?;
+        self.api.action(&app, &mid, "stop").await
+    }
+
+    async fn start(&self, id: &str) -> Result<()> {
+        let (app, mid) = self.locate(id)?;
+        self.api.action(&app, &mid, "start").await
+    }
+
+    async fn terminate(&self, id: &str) -> Result<()> {
+        let (app, mid) = self.locate(id)?;
+        self.api.destroy(&app, &mid).await
+    }
+
+    async fn gpu_types(&self) -> Result<Vec<GpuType>> {
+        Err(Error::unsupported(
+            NAME,
+            "gpu_types",
+            "the Machines API publishes no GPU price catalog",
+        ))
+    }
+}

@@ -1,0 +1,271 @@
+//! Fly Machines provider against Prism running Fly's published Machines spec (every
+//! request must validate), plus behaviours a static contract server cannot show
+//! (reconciling an ambiguous create, pacing, auth header kinds) against small local servers.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use cloud_atlas::providers::fly_machines::{FlyLimits, FlyMachines, FlyMachinesBuilder};
+use cloud_atlas::{AuthMode, Checked, ComputeRequest, ErrorKind, Gpu, ListFilter, Provider};
+use serde_json::{json, Value};
+use support::prism::Prism;
+
+const SPEC: &str = "fly/machines-openapi3.json";
+
+fn provider(base: &str) -> FlyMachines {
+    FlyMachinesBuilder::default()
+        .with_api_key("fm2_placeholder-macaroon")
+        .with_base_url(base)
+        .with_app("my-app")
+        .with_limits(FlyLimits {
+            action_interval: Duration::from_millis(10),
+            action_burst: 10,
+            get_interval: Duration::from_millis(10),
+            get_burst: 10,
+        })
+        .with_reconcile(3, Duration::from_millis(20))
+        .build()
+        .unwrap()
+}
+
+fn request() -> ComputeRequest {
+    ComputeRequest::builder()
+        .cpus(2)
+        .memory_gb(4)
+        .image("registry.fly.io/img:latest")
+        .port("8080/http")
+        .region("ams")
+        .env("A", "1")
+        .auth(AuthMode::Bearer)
+        .provider_opt("app", "my-app")
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn lifecycle_conforms_to_the_spec() {
+    let prism = Prism::start(SPEC);
+    let fly = Checked::new(Arc::new(provider(&prism.base_url())));
+    let c = fly.spawn(&request()).await.unwrap();
+    assert_eq!(c.provider, "fly");
+    assert!(c.auth.as_ref().unwrap().token.is_some());
+    let id = c.id.clone();
+    fly.get(&id).await.unwrap();
+    fly.list(&ListFilter::all()).await.unwrap();
+    fly.stop(&id).await.unwrap();
+    fly.start(&id).await.unwrap();
+    let inner = provider(&prism.base_url());
+    inner.suspend(&id).await.unwrap();
+    inner
+        .wait_state(&id, "started", Duration::from_secs(5))
+        .await
+        .unwrap();
+    fly.terminate(&id).await.unwrap();
+    // An id in another app is addressed as APP/MACHINE_ID.
+    fly.get("other-app/d8d9").await.unwrap();
+    prism.assert_no_violations();
+    assert!(prism.request_count() >= 9, "{}", prism.log());
+}
+
+#[tokio::test]
+async fn creates_the_app_when_asked() {
+    let prism = Prism::start(SPEC);
+    let fly = provider(&prism.base_url());
+    let req = ComputeRequest::builder()
+        .image("img")
+        .provider_opt("app", "fresh-app")
+        .provider_opt("create_app", true)
+        .provider_opt("org", "personal")
+        .build()
+        .unwrap();
+    let c = fly.spawn(&req).await.unwrap();
+    assert!(c.id.starts_with("fresh-app/"), "{}", c.id);
+    prism.assert_no_violations();
+}
+
+#[tokio::test]
+async fn honest_capabilities() {
+    let prism = Prism::start(SPEC);
+    let fly = Checked::new(Arc::new(provider(&prism.base_url())));
+    assert_eq!(
+        fly.gpu_types().await.unwrap_err().kind(),
+        ErrorKind::Unsupported
+    );
+    let gpu = ComputeRequest::builder()
+        .gpu(Gpu::A100_40G)
+        .image("i")
+        .build()
+        .unwrap();
+    let e = fly.spawn(&gpu).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    let e = fly.inner().spawn(&gpu).await.unwrap_err();
+    assert!(e.message().contains("retired GPU"), "{e}");
+    let no_app = ComputeRequest::builder().image("i").build().unwrap();
+    let fly_no_default = FlyMachinesBuilder::default()
+        .with_api_key("t")
+        .with_base_url(prism.base_url())
+        .build()
+        .unwrap();
+    let e = fly_no_default.spawn(&no_app).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Validation);
+    assert!(e.message().contains("app"));
+    assert_eq!(prism.request_count(), 0, "rejected before any request");
+}
+
+#[derive(Default)]
+struct Fake {
+    machines: Vec<Value>,
+    creates: usize,
+    lists: usize,
+    auth: Vec<String>,
+    action_times: Vec<Instant>,
+}
+
+type Shared = Arc<Mutex<Fake>>;
+
+async fn create(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(_app): Path<String>,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    let mut f = s.lock().unwrap();
+    f.creates += 1;
+    f.auth.push(
+        headers
+            .get("authorization")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default(),
+    );
+    let m = json!({"id": format!("m{}", f.creates), "name": body["name"], "state": "created",
+        "region": "ams", "created_at": "2026-11-27T00:00:00Z", "config": body["config"]});
+    f.machines.push(m);
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(json!({"error": "internal error"})),
+    )
+}
+
+async fn list(State(s): State<Shared>) -> Json<Value> {
+    let mut f = s.lock().unwrap();
+    f.lists += 1;
+    // Eventually consistent: the first listing does not show the new machine yet.
+    if f.lists == 1 {
+        return Json(json!([]));
+    }
+    Json(Value::Array(f.machines.clone()))
+}
+
+async fn action(State(s): State<Shared>) -> StatusCode {
+    s.lock().unwrap().action_times.push(Instant::now());
+    StatusCode::OK
+}
+
+async fn fake_server() -> (String, Shared) {
+    let state: Shared = Arc::default();
+    let app = Router::new()
+        .route("/apps/{app}/machines", post(create).get(list))
+        .route("/apps/{app}/machines/{id}/start", post(action))
+        .with_state(Arc::clone(&state));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (format!("http://{addr}"), state)
+}
+
+#[tokio::test]
+async fn ambiguous_create_is_reconciled_to_one_machine() {
+    let (base, state) = fake_server().await;
+    let fly = provider(&base);
+    let req = request();
+    let c = fly.spawn(&req).await.unwrap();
+    let f = state.lock().unwrap();
+    assert_eq!(f.creates, 1, "the create was not replayed");
+    assert_eq!(f.machines.len(), 1);
+    assert_eq!(c.id, "m1");
+    assert_eq!(c.name.as_deref(), Some(req.launch_name().as_str()));
+    assert!(f.lists >= 2, "listing lag was allowed for");
+    assert!(
+        c.auth.is_some(),
+        "the minted credentials are still handed back"
+    );
+}
+
+#[tokio::test]
+async fn macaroons_are_sent_as_flyv1_and_user_tokens_as_bearer() {
+    let (base, state) = fake_server().await;
+    let req = request();
+    let _ = provider(&base).spawn(&req).await;
+    let user = FlyMachinesBuilder::default()
+        .with_api_key("plain-user-token")
+        .with_base_url(&base)
+        .with_reconcile(1, Duration::from_millis(1))
+        .build()
+        .unwrap();
+    let _ = user.spawn(&req.relaunch()).await;
+    let f = state.lock().unwrap();
+    assert_eq!(f.auth[0], "FlyV1 fm2_placeholder-macaroon");
+    assert_eq!(f.auth[1], "Bearer plain-user-token");
+}
+
+#[tokio::test]
+async fn actions_on_one_machine_are_paced() {
+    let (base, state) = fake_server().await;
+    let fly = FlyMachinesBuilder::default()
+        .with_api_key("t")
+        .with_base_url(&base)
+        .with_app("my-app")
+        .with_limits(FlyLimits {
+            action_interval: Duration::from_millis(150),
+            action_burst: 1,
+            ..FlyLimits::default()
+        })
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        fly.start("m1").await.unwrap();
+    }
+    let f = state.lock().unwrap();
+    let t = &f.action_times;
+    assert_eq!(t.len(), 3);
+    for w in t.windows(2) {
+        assert!(
+            w[1] - w[0] >= Duration::from_millis(140),
+            "{:?}",
+            w[1] - w[0]
+        );
+    }
+}
+
+#[test]
+#[ignore = "live: needs FLY_API_TOKEN and FLY_APP_NAME; spends money"]
+fn live_fly_lifecycle() {
+    let token =
+        std::env::var("FLY_API_TOKEN").expect("live test: set FLY_API_TOKEN (and FLY_APP_NAME)");
+    let app = std::env::var("FLY_APP_NAME").expect("live test: set FLY_APP_NAME");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let fly = FlyMachinesBuilder::default()
+            .with_api_key(token)
+            .with_app(app)
+            .build()
+            .unwrap();
+        let req = ComputeRequest::builder()
+            .image("nginx:alpine")
+            .port("80/http")
+            .name("atlas-live")
+            .build()
+            .unwrap();
+        let c = fly.spawn(&req).await.unwrap();
+        fly.wait_state(&c.id, "started", Duration::from_secs(60))
+            .await
+            .unwrap();
+        fly.terminate(&c.id).await.unwrap();
+    });
+}
