@@ -621,4 +621,19 @@ mod tests {
         assert!(url.ends_with("#t=10"), "{url}");
         assert!(verify(&url, &secret(), at(0)).is_ok());
     }
+
+    #[test]
+    fn spawn_minted_secret_signs_and_verifies_through_the_env_value() {
+        let (handle, env) = crate::auth::AuthHandle::mint(crate::AuthMode::SignedUrl);
+        let secret = handle.unwrap().signing_secret.unwrap();
+        let pod_side = Secret::new(env[crate::auth::SIGNING_SECRET_ENV].clone());
+        let url = sign_at(
+            "https://pod/media/a.mp4",
+            &secret,
+            Duration::from_secs(60),
+            at(0),
+        )
+        .unwrap();
+        assert!(verify(&url, &pod_side, at(60)).is_ok());
+    }
 }
