@@ -182,7 +182,11 @@ pub fn run_url(cmd: UrlCmd, io: Io<'_>) -> Result<ExitCode> {
 }
 
 impl SecretSource {
-    fn read(&self, stdin: &mut dyn BufRead, env: &dyn Fn(&str) -> Option<String>) -> Result<Secret> {
+    fn read(
+        &self,
+        stdin: &mut dyn BufRead,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Secret> {
         if self.secret_stdin {
             return read_line(stdin, "signing secret");
         }
@@ -216,7 +220,10 @@ fn read_line(stdin: &mut dyn BufRead, what: &str) -> Result<Secret> {
 }
 
 fn write_err(e: std::io::Error) -> Error {
-    Error::new(cloud_atlas::ErrorKind::Unknown, format!("writing to stdout: {e}"))
+    Error::new(
+        cloud_atlas::ErrorKind::Unknown,
+        format!("writing to stdout: {e}"),
+    )
 }
 
 fn unix_now() -> u64 {
@@ -239,12 +246,20 @@ mod tests {
     }
 
     fn run(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> (Result<ExitCode>, String) {
-        let cli = Cli::try_parse_from(std::iter::once("atlas").chain(args.iter().copied())).unwrap();
+        let cli =
+            Cli::try_parse_from(std::iter::once("atlas").chain(args.iter().copied())).unwrap();
         let mut input = stdin.as_bytes();
         let mut out = Vec::new();
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let lookup = move |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        let io = Io { stdin: &mut input, stdout: &mut out, env: &lookup };
+        let io = Io {
+            stdin: &mut input,
+            stdout: &mut out,
+            env: &lookup,
+        };
         let code = match cli {
             Cli::Token(c) => run_token(c, io),
             Cli::Url(c) => run_url(c, io),
@@ -261,7 +276,10 @@ mod tests {
         assert_eq!(v["env"]["ATLAS_PRESHARED_KEY"], t);
         assert_eq!(v["header"], format!("Authorization: Bearer {t}"));
         let (code, out) = run(&["token", "verify", "--hash", h], &format!("{t}\n"), &[]);
-        assert_eq!((code.unwrap(), out.as_str()), (ExitCode::SUCCESS, "valid\n"));
+        assert_eq!(
+            (code.unwrap(), out.as_str()),
+            (ExitCode::SUCCESS, "valid\n")
+        );
         let (code, out) = run(&["token", "verify", "--hash", h], "other\n", &[]);
         assert_eq!(code.unwrap(), ExitCode::from(EXIT_INVALID));
         assert!(out.starts_with("invalid: "));
@@ -279,11 +297,24 @@ mod tests {
     #[test]
     fn url_sign_and_verify_with_env_or_stdin_secret() {
         let env = [("POD_SECRET", "s3cr3t")];
-        let (code, signed) =
-            run(&["url", "sign", "https://pod/media/a.mp4?w=1", "--secret-env", "POD_SECRET"], "", &env);
+        let (code, signed) = run(
+            &[
+                "url",
+                "sign",
+                "https://pod/media/a.mp4?w=1",
+                "--secret-env",
+                "POD_SECRET",
+            ],
+            "",
+            &env,
+        );
         assert_eq!(code.unwrap(), ExitCode::SUCCESS);
         let signed = signed.trim();
-        let (code, out) = run(&["url", "verify", signed, "--secret-stdin"], "s3cr3t\n", &[]);
+        let (code, out) = run(
+            &["url", "verify", signed, "--secret-stdin"],
+            "s3cr3t\n",
+            &[],
+        );
         assert_eq!(code.unwrap(), ExitCode::SUCCESS, "{out}");
         let (code, out) = run(&["url", "verify", signed, "--secret-stdin"], "wrong\n", &[]);
         assert_eq!(code.unwrap(), ExitCode::from(EXIT_INVALID));
@@ -291,6 +322,8 @@ mod tests {
         let (code, _) = run(&["url", "verify", signed], "", &[]);
         let err = code.unwrap_err().to_string();
         assert!(err.contains("ATLAS_SIGNING_SECRET"), "{err}");
-        assert!(Cli::try_parse_from(["atlas", "url", "sign", "/x", "--expires-in", "soon"]).is_err());
+        assert!(
+            Cli::try_parse_from(["atlas", "url", "sign", "/x", "--expires-in", "soon"]).is_err()
+        );
     }
 }
