@@ -33,7 +33,7 @@
 //! - `runpod`, `lambda`, `vast`, `fly` (default): the providers; `fly` also brings Fly platform ops.
 //! - `sqlite` (default): persistence for the mock cloud, session store and token store.
 //! - `testing`: the public provider conformance suite ([`testing`]).
-//! - `tower`: pod-side auth layers ([`auth::layer`]).
+//! - `tower`: pod-side auth layers (`auth::layer`).
 //!
 //! ## Dependencies and why
 //! `reqwest` (rustls) is the one pooled HTTP client; `backon` computes jittered
