@@ -582,6 +582,9 @@ mod tests {
     fn unset_env_var_is_a_validation_error_naming_it() {
         let err = env_secret("ATLAS_TEST_NEVER_SET_4F1C").unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Validation);
-        assert!(err.to_string().contains("ATLAS_TEST_NEVER_SET_4F1C"), "{err}");
+        assert!(
+            err.to_string().contains("ATLAS_TEST_NEVER_SET_4F1C"),
+            "{err}"
+        );
     }
 }

@@ -24,6 +24,8 @@
 //! checked before the signature. A URL is valid up to and including its `exp` second.
 //!
 //! # Caveats
+//! - Scheme, host and port are not signed (a pod sees only its path and query), so a
+//!   URL for one pod verifies on another pod that shares its secret: use one secret per pod.
 //! - URLs are parsed with the WHATWG rules of the `url` crate, as a browser does: the
 //!   path is normalized (`/a/../b` → `/b`, spaces → `%20`) before it is signed, so the
 //!   signature covers the path the browser will actually send.
