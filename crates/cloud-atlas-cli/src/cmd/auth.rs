@@ -1,29 +1,22 @@
 //! `atlas token …` (preshared bearer tokens) and `atlas url …` (signed URLs).
 //!
 //! Secrets and tokens are read from an env var or stdin, never from argv, so they
-//! stay out of shell history and `ps`. `verify` prints the reason and exits
-//! [`EXIT_INVALID`] (3) when the token or URL is not valid.
+//! stay out of shell history and `ps`. When the token or URL is not valid, `verify`
+//! fails with an `Unauthorized` error naming the reason (`error: …` on stderr), which
+//! the CLI's exit-code table turns into exit code 3.
 
 use std::io::{BufRead, Write};
-use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use cloud_atlas::auth::{signed_url, token, Secret, SIGNING_SECRET_ENV};
-use cloud_atlas::{Error, Result};
-
-/// Exit code of a `verify` whose token or URL is not valid.
-pub const EXIT_INVALID: u8 = 3;
+use cloud_atlas::{Error, ErrorKind, Result};
 
 /// `atlas token …`
 #[derive(Debug, Subcommand)]
-pub enum TokenCmd {
+pub(crate) enum TokenCmd {
     /// Mint a bearer token: 32 random bytes, base64url. Shown once; store only the hash.
-    Mint {
-        /// Output format.
-        #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
-        output: Format,
-    },
+    Mint,
     /// Check a token read from stdin against its SHA-256 hex hash (exit 3 when it does not match).
     Verify {
         /// Lowercase or uppercase hex SHA-256 of the token, as `token mint` printed it.
@@ -34,7 +27,7 @@ pub enum TokenCmd {
 
 /// `atlas url …`
 #[derive(Debug, Subcommand)]
-pub enum UrlCmd {
+pub(crate) enum UrlCmd {
     /// Sign a URL (absolute, or a path-and-query) so it is valid for `--expires-in`.
     Sign {
         /// The URL to sign.
@@ -56,7 +49,7 @@ pub enum UrlCmd {
 
 /// Where the signing secret comes from: never argv.
 #[derive(Debug, Args)]
-pub struct SecretSource {
+pub(crate) struct SecretSource {
     /// Env var holding the signing secret.
     #[arg(long, value_name = "VAR", default_value = SIGNING_SECRET_ENV)]
     secret_env: String,
@@ -65,61 +58,48 @@ pub struct SecretSource {
     secret_stdin: bool,
 }
 
-/// Output format of `token mint`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object.
-    Json,
-}
-
 fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 90s, 15m, 1h, 7d)"))
 }
 
 /// What the commands read from the outside world (injectable for tests).
-pub struct Io<'a> {
+pub(crate) struct Io<'a> {
     /// Standard input.
-    pub stdin: &'a mut dyn BufRead,
+    pub(crate) stdin: &'a mut dyn BufRead,
     /// Standard output.
-    pub stdout: &'a mut dyn Write,
+    pub(crate) stdout: &'a mut dyn Write,
     /// Env lookup.
-    pub env: &'a dyn Fn(&str) -> Option<String>,
+    pub(crate) env: &'a dyn Fn(&str) -> Option<String>,
 }
 
-/// Run `atlas token …`.
+/// Run `atlas token …`; `json` selects JSON output (`-o json`/`-o jsonl`).
 ///
 /// # Errors
-/// `Validation` for a malformed `--hash` or an empty token.
-pub fn run_token(cmd: TokenCmd, io: Io<'_>) -> Result<ExitCode> {
+/// `Validation` for a malformed `--hash` or no token on stdin; `Unauthorized` (exit
+/// code 3) when the token does not match the hash.
+pub(crate) fn run_token(cmd: TokenCmd, json: bool, io: Io<'_>) -> Result<()> {
     match cmd {
-        TokenCmd::Mint { output } => {
+        TokenCmd::Mint => {
             let t = token::mint();
-            let env = t.env();
-            match output {
-                Format::Json => {
-                    let v = serde_json::json!({
-                        "token": t.token.expose(),
-                        "hash": t.hash,
-                        "header": t.header.expose(),
-                        "env": env,
-                    });
-                    writeln!(io.stdout, "{v}").map_err(write_err)?;
-                }
-                Format::Text => {
-                    let out = format!(
-                        "token:  {}\nhash:   {}\nheader: {}\nenv:    {}={}\n",
-                        t.token.expose(),
-                        t.hash,
-                        t.header.expose(),
-                        token::PRESHARED_KEY_ENV,
-                        t.token.expose(),
-                    );
-                    io.stdout.write_all(out.as_bytes()).map_err(write_err)?;
-                }
-            }
-            Ok(ExitCode::SUCCESS)
+            let out = if json {
+                let v = serde_json::json!({
+                    "token": t.token.expose(),
+                    "hash": t.hash,
+                    "header": t.header.expose(),
+                    "env": t.env(),
+                });
+                format!("{v}\n")
+            } else {
+                format!(
+                    "token:  {}\nhash:   {}\nheader: {}\nenv:    {}={}\n",
+                    t.token.expose(),
+                    t.hash,
+                    t.header.expose(),
+                    token::PRESHARED_KEY_ENV,
+                    t.token.expose(),
+                )
+            };
+            write_out(io.stdout, &out)
         }
         TokenCmd::Verify { hash } => {
             let h = hash.trim();
@@ -130,23 +110,29 @@ pub fn run_token(cmd: TokenCmd, io: Io<'_>) -> Result<ExitCode> {
                 ));
             }
             let candidate = read_line(io.stdin, "token")?;
-            if token::verify(candidate.expose(), h) {
-                writeln!(io.stdout, "valid").map_err(write_err)?;
-                Ok(ExitCode::SUCCESS)
-            } else {
-                writeln!(io.stdout, "invalid: token does not match the hash").map_err(write_err)?;
-                Ok(ExitCode::from(EXIT_INVALID))
+            if !token::verify(candidate.expose(), h) {
+                return Err(Error::new(
+                    ErrorKind::Unauthorized,
+                    "token is not valid: it does not match the hash",
+                ));
             }
+            let out = if json {
+                format!("{}\n", serde_json::json!({ "valid": true }))
+            } else {
+                "valid\n".to_string()
+            };
+            write_out(io.stdout, &out)
         }
     }
 }
 
-/// Run `atlas url …`.
+/// Run `atlas url …`; `json` selects JSON output for `verify`.
 ///
 /// # Errors
 /// `Validation` when the secret's env var is unset or empty, stdin has no secret, or
-/// (for `sign`) the URL cannot be parsed.
-pub fn run_url(cmd: UrlCmd, io: Io<'_>) -> Result<ExitCode> {
+/// (for `sign`) the URL cannot be parsed; `Unauthorized` (exit code 3) naming the
+/// reason when `verify` finds the URL expired, badly signed or malformed.
+pub(crate) fn run_url(cmd: UrlCmd, json: bool, io: Io<'_>) -> Result<()> {
     match cmd {
         UrlCmd::Sign {
             url,
@@ -155,30 +141,75 @@ pub fn run_url(cmd: UrlCmd, io: Io<'_>) -> Result<ExitCode> {
         } => {
             let secret = secret.read(io.stdin, io.env)?;
             let signed = signed_url::sign(&url, &secret, expires_in)?;
-            writeln!(io.stdout, "{signed}").map_err(write_err)?;
-            Ok(ExitCode::SUCCESS)
+            let out = if json {
+                let expires_at = unix_now().saturating_add(expires_in.as_secs());
+                format!(
+                    "{}\n",
+                    serde_json::json!({ "url": signed, "expires_at": expires_at })
+                )
+            } else {
+                format!("{signed}\n")
+            };
+            write_out(io.stdout, &out)
         }
         UrlCmd::Verify { url, secret } => {
             let secret = secret.read(io.stdin, io.env)?;
-            match signed_url::verify(&url, &secret, SystemTime::now()) {
-                Ok(v) => {
-                    let left = v.expires_at.saturating_sub(unix_now());
-                    writeln!(
-                        io.stdout,
-                        "valid: expires at {} ({} left)",
-                        v.expires_at,
-                        humantime::format_duration(Duration::from_secs(left))
-                    )
-                    .map_err(write_err)?;
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    writeln!(io.stdout, "invalid: {e}").map_err(write_err)?;
-                    Ok(ExitCode::from(EXIT_INVALID))
-                }
-            }
+            let v = signed_url::verify(&url, &secret, SystemTime::now()).map_err(|e| {
+                Error::new(
+                    ErrorKind::Unauthorized,
+                    format!("signed URL is not valid: {e}"),
+                )
+            })?;
+            let left = Duration::from_secs(v.expires_at.saturating_sub(unix_now()));
+            let out = if json {
+                format!(
+                    "{}\n",
+                    serde_json::json!({ "valid": true, "expires_at": v.expires_at })
+                )
+            } else {
+                format!(
+                    "valid: expires at {} (in {})\n",
+                    v.expires_at,
+                    humantime::format_duration(left)
+                )
+            };
+            write_out(io.stdout, &out)
         }
     }
+}
+
+/// `run_token` on the process's stdin, stdout and environment.
+///
+/// # Errors
+/// As [`run_token`].
+pub(crate) fn token(cmd: TokenCmd, json: bool) -> Result<()> {
+    let env = |k: &str| std::env::var(k).ok();
+    run_token(
+        cmd,
+        json,
+        Io {
+            stdin: &mut std::io::stdin().lock(),
+            stdout: &mut std::io::stdout().lock(),
+            env: &env,
+        },
+    )
+}
+
+/// `run_url` on the process's stdin, stdout and environment.
+///
+/// # Errors
+/// As [`run_url`].
+pub(crate) fn url(cmd: UrlCmd, json: bool) -> Result<()> {
+    let env = |k: &str| std::env::var(k).ok();
+    run_url(
+        cmd,
+        json,
+        Io {
+            stdin: &mut std::io::stdin().lock(),
+            stdout: &mut std::io::stdout().lock(),
+            env: &env,
+        },
+    )
 }
 
 impl SecretSource {
@@ -219,11 +250,11 @@ fn read_line(stdin: &mut dyn BufRead, what: &str) -> Result<Secret> {
     Ok(Secret::new(value))
 }
 
-fn write_err(e: std::io::Error) -> Error {
-    Error::new(
-        cloud_atlas::ErrorKind::Unknown,
-        format!("writing to stdout: {e}"),
-    )
+fn write_out(stdout: &mut dyn Write, text: &str) -> Result<()> {
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Error::new(ErrorKind::Unknown, "cannot write to stdout").with_source(e))
 }
 
 fn unix_now() -> u64 {
@@ -245,7 +276,7 @@ mod tests {
         Url(UrlCmd),
     }
 
-    fn run(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> (Result<ExitCode>, String) {
+    fn run(args: &[&str], json: bool, stdin: &str, env: &[(&str, &str)]) -> (Result<()>, String) {
         let cli =
             Cli::try_parse_from(std::iter::once("atlas").chain(args.iter().copied())).unwrap();
         let mut input = stdin.as_bytes();
@@ -260,68 +291,102 @@ mod tests {
             stdout: &mut out,
             env: &lookup,
         };
-        let code = match cli {
-            Cli::Token(c) => run_token(c, io),
-            Cli::Url(c) => run_url(c, io),
+        let res = match cli {
+            Cli::Token(c) => run_token(c, json, io),
+            Cli::Url(c) => run_url(c, json, io),
         };
-        (code, String::from_utf8(out).unwrap())
+        (res, String::from_utf8(out).unwrap())
     }
 
     #[test]
     fn mint_json_then_verify_from_stdin() {
-        let (code, out) = run(&["token", "mint", "-o", "json"], "", &[]);
-        assert_eq!(code.unwrap(), ExitCode::SUCCESS);
+        let (res, out) = run(&["token", "mint"], true, "", &[]);
+        res.unwrap();
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         let (t, h) = (v["token"].as_str().unwrap(), v["hash"].as_str().unwrap());
         assert_eq!(v["env"]["ATLAS_PRESHARED_KEY"], t);
         assert_eq!(v["header"], format!("Authorization: Bearer {t}"));
-        let (code, out) = run(&["token", "verify", "--hash", h], &format!("{t}\n"), &[]);
-        assert_eq!(
-            (code.unwrap(), out.as_str()),
-            (ExitCode::SUCCESS, "valid\n")
+        let (res, out) = run(
+            &["token", "verify", "--hash", h],
+            false,
+            &format!("{t}\n"),
+            &[],
         );
-        let (code, out) = run(&["token", "verify", "--hash", h], "other\n", &[]);
-        assert_eq!(code.unwrap(), ExitCode::from(EXIT_INVALID));
-        assert!(out.starts_with("invalid: "));
+        res.unwrap();
+        assert_eq!(out, "valid\n");
+        let (res, out) = run(&["token", "verify", "--hash", h], false, "other\n", &[]);
+        let err = res.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unauthorized);
+        assert!(err.to_string().contains("does not match"), "{err}");
+        assert_eq!(out, "");
+    }
+
+    #[test]
+    fn mint_text_shows_every_part_once() {
+        let (res, out) = run(&["token", "mint"], false, "", &[]);
+        res.unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 4, "{out}");
+        assert!(lines[2].starts_with("header: Authorization: Bearer "));
+        assert!(lines[3].starts_with("env:    ATLAS_PRESHARED_KEY="));
     }
 
     #[test]
     fn bad_hash_and_empty_stdin_are_validation_errors() {
-        let (code, _) = run(&["token", "verify", "--hash", "xyz"], "t\n", &[]);
-        assert!(code.unwrap_err().to_string().contains("--hash"));
+        let (res, _) = run(&["token", "verify", "--hash", "xyz"], false, "t\n", &[]);
+        let err = res.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Validation);
+        assert!(err.to_string().contains("--hash"));
         let h = token::hash("t");
-        let (code, _) = run(&["token", "verify", "--hash", &h], "", &[]);
-        assert!(code.unwrap_err().to_string().contains("stdin"));
+        let (res, _) = run(&["token", "verify", "--hash", &h], false, "", &[]);
+        assert!(res.unwrap_err().to_string().contains("stdin"));
     }
 
     #[test]
     fn url_sign_and_verify_with_env_or_stdin_secret() {
         let env = [("POD_SECRET", "s3cr3t")];
-        let (code, signed) = run(
-            &[
-                "url",
-                "sign",
-                "https://pod/media/a.mp4?w=1",
-                "--secret-env",
-                "POD_SECRET",
-            ],
-            "",
-            &env,
-        );
-        assert_eq!(code.unwrap(), ExitCode::SUCCESS);
+        let args = [
+            "url",
+            "sign",
+            "https://pod/media/a.mp4?w=1",
+            "--secret-env",
+            "POD_SECRET",
+        ];
+        let (res, signed) = run(&args, false, "", &env);
+        res.unwrap();
         let signed = signed.trim();
-        let (code, out) = run(
+        let (res, out) = run(
             &["url", "verify", signed, "--secret-stdin"],
+            false,
             "s3cr3t\n",
             &[],
         );
-        assert_eq!(code.unwrap(), ExitCode::SUCCESS, "{out}");
-        let (code, out) = run(&["url", "verify", signed, "--secret-stdin"], "wrong\n", &[]);
-        assert_eq!(code.unwrap(), ExitCode::from(EXIT_INVALID));
-        assert_eq!(out, "invalid: bad signature\n");
-        let (code, _) = run(&["url", "verify", signed], "", &[]);
-        let err = code.unwrap_err().to_string();
-        assert!(err.contains("ATLAS_SIGNING_SECRET"), "{err}");
+        res.unwrap();
+        assert!(out.starts_with("valid: expires at "), "{out}");
+        let (res, out) = run(
+            &["url", "verify", signed, "--secret-stdin"],
+            true,
+            "s3cr3t\n",
+            &[],
+        );
+        res.unwrap();
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&out).unwrap()["valid"],
+            true
+        );
+        let (res, _) = run(
+            &["url", "verify", signed, "--secret-stdin"],
+            false,
+            "wrong\n",
+            &[],
+        );
+        let err = res.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unauthorized);
+        assert!(err.to_string().contains("bad signature"), "{err}");
+        let (res, _) = run(&["url", "verify", signed], false, "", &[]);
+        let err = res.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Validation);
+        assert!(err.to_string().contains("ATLAS_SIGNING_SECRET"), "{err}");
         assert!(
             Cli::try_parse_from(["atlas", "url", "sign", "/x", "--expires-in", "soon"]).is_err()
         );
