@@ -9,8 +9,11 @@ use std::io::{BufRead, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
-use cloud_atlas::auth::{signed_url, token, Secret, SIGNING_SECRET_ENV};
+use cloud_atlas::auth::signed_url::{self, VerifyError};
+use cloud_atlas::auth::{token, Secret, SIGNING_SECRET_ENV};
 use cloud_atlas::{Error, ErrorKind, Result};
+
+use crate::output::Format;
 
 /// `atlas token …`
 #[derive(Debug, Subcommand)]
@@ -72,34 +75,30 @@ pub(crate) struct Io<'a> {
     pub(crate) env: &'a dyn Fn(&str) -> Option<String>,
 }
 
-/// Run `atlas token …`; `json` selects JSON output (`-o json`/`-o jsonl`).
+/// Run `atlas token …` with output in `format` (`-o`).
 ///
 /// # Errors
 /// `Validation` for a malformed `--hash` or no token on stdin; `Unauthorized` (exit
 /// code 3) when the token does not match the hash.
-pub(crate) fn run_token(cmd: TokenCmd, json: bool, io: Io<'_>) -> Result<()> {
+pub(crate) fn run_token(cmd: TokenCmd, format: Format, io: Io<'_>) -> Result<()> {
     match cmd {
         TokenCmd::Mint => {
             let t = token::mint();
-            let out = if json {
-                let v = serde_json::json!({
-                    "token": t.token.expose(),
-                    "hash": t.hash,
-                    "header": t.header.expose(),
-                    "env": t.env(),
-                });
-                format!("{v}\n")
-            } else {
-                format!(
-                    "token:  {}\nhash:   {}\nheader: {}\nenv:    {}={}\n",
-                    t.token.expose(),
-                    t.hash,
-                    t.header.expose(),
-                    token::PRESHARED_KEY_ENV,
-                    t.token.expose(),
-                )
-            };
-            write_out(io.stdout, &out)
+            let json = serde_json::json!({
+                "token": t.token.expose(),
+                "hash": t.hash,
+                "header": t.header.expose(),
+                "env": t.env(),
+            });
+            let text = format!(
+                "token:  {}\nhash:   {}\nheader: {}\nenv:    {}={}\n",
+                t.token.expose(),
+                t.hash,
+                t.header.expose(),
+                token::PRESHARED_KEY_ENV,
+                t.token.expose(),
+            );
+            emit(io.stdout, format, &json, text)
         }
         TokenCmd::Verify { hash } => {
             let h = hash.trim();
@@ -116,23 +115,21 @@ pub(crate) fn run_token(cmd: TokenCmd, json: bool, io: Io<'_>) -> Result<()> {
                     "token is not valid: it does not match the hash",
                 ));
             }
-            let out = if json {
-                format!("{}\n", serde_json::json!({ "valid": true }))
-            } else {
-                "valid\n".to_string()
-            };
-            write_out(io.stdout, &out)
+            let json = serde_json::json!({ "valid": true });
+            emit(io.stdout, format, &json, "valid\n".to_string())
         }
     }
 }
 
-/// Run `atlas url …`; `json` selects JSON output for `verify`.
+/// Run `atlas url …` with output in `format` (`-o`).
 ///
 /// # Errors
 /// `Validation` when the secret's env var is unset or empty, stdin has no secret, or
 /// (for `sign`) the URL cannot be parsed; `Unauthorized` (exit code 3) naming the
 /// reason when `verify` finds the URL expired, badly signed or malformed.
-pub(crate) fn run_url(cmd: UrlCmd, json: bool, io: Io<'_>) -> Result<()> {
+pub(crate) fn run_url(cmd: UrlCmd, format: Format, io: Io<'_>) -> Result<()> {
+    let now = SystemTime::now();
+    let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     match cmd {
         UrlCmd::Sign {
             url,
@@ -140,40 +137,31 @@ pub(crate) fn run_url(cmd: UrlCmd, json: bool, io: Io<'_>) -> Result<()> {
             expires_in,
         } => {
             let secret = secret.read(io.stdin, io.env)?;
-            let signed = signed_url::sign(&url, &secret, expires_in)?;
-            let out = if json {
-                let expires_at = unix_now().saturating_add(expires_in.as_secs());
-                format!(
-                    "{}\n",
-                    serde_json::json!({ "url": signed, "expires_at": expires_at })
-                )
-            } else {
-                format!("{signed}\n")
-            };
-            write_out(io.stdout, &out)
+            let signed = signed_url::sign_at(&url, &secret, expires_in, now)?;
+            let expires_at = now_secs.saturating_add(expires_in.as_secs());
+            let json = serde_json::json!({ "url": signed, "expires_at": expires_at });
+            emit(io.stdout, format, &json, format!("{signed}\n"))
         }
         UrlCmd::Verify { url, secret } => {
             let secret = secret.read(io.stdin, io.env)?;
-            let v = signed_url::verify(&url, &secret, SystemTime::now()).map_err(|e| {
-                Error::new(
-                    ErrorKind::Unauthorized,
-                    format!("signed URL is not valid: {e}"),
-                )
+            let v = signed_url::verify(&url, &secret, now).map_err(|e| {
+                let why = match e {
+                    VerifyError::BadSignature => {
+                        "signed URL has a bad signature (wrong secret, or the URL was changed)"
+                            .to_string()
+                    }
+                    other => other.to_string(),
+                };
+                Error::new(ErrorKind::Unauthorized, why)
             })?;
-            let left = Duration::from_secs(v.expires_at.saturating_sub(unix_now()));
-            let out = if json {
-                format!(
-                    "{}\n",
-                    serde_json::json!({ "valid": true, "expires_at": v.expires_at })
-                )
-            } else {
-                format!(
-                    "valid: expires at {} (in {})\n",
-                    v.expires_at,
-                    humantime::format_duration(left)
-                )
-            };
-            write_out(io.stdout, &out)
+            let left = Duration::from_secs(v.expires_at.saturating_sub(now_secs));
+            let json = serde_json::json!({ "valid": true, "expires_at": v.expires_at });
+            let text = format!(
+                "valid: expires at {} (in {})\n",
+                v.expires_at,
+                humantime::format_duration(left)
+            );
+            emit(io.stdout, format, &json, text)
         }
     }
 }
@@ -182,11 +170,11 @@ pub(crate) fn run_url(cmd: UrlCmd, json: bool, io: Io<'_>) -> Result<()> {
 ///
 /// # Errors
 /// As [`run_token`].
-pub(crate) fn token(cmd: TokenCmd, json: bool) -> Result<()> {
+pub(crate) fn token(cmd: TokenCmd, format: Format) -> Result<()> {
     let env = |k: &str| std::env::var(k).ok();
     run_token(
         cmd,
-        json,
+        format,
         Io {
             stdin: &mut std::io::stdin().lock(),
             stdout: &mut std::io::stdout().lock(),
@@ -199,11 +187,11 @@ pub(crate) fn token(cmd: TokenCmd, json: bool) -> Result<()> {
 ///
 /// # Errors
 /// As [`run_url`].
-pub(crate) fn url(cmd: UrlCmd, json: bool) -> Result<()> {
+pub(crate) fn url(cmd: UrlCmd, format: Format) -> Result<()> {
     let env = |k: &str| std::env::var(k).ok();
     run_url(
         cmd,
-        json,
+        format,
         Io {
             stdin: &mut std::io::stdin().lock(),
             stdout: &mut std::io::stdout().lock(),
@@ -257,10 +245,19 @@ fn write_out(stdout: &mut dyn Write, text: &str) -> Result<()> {
         .map_err(|e| Error::new(ErrorKind::Unknown, "cannot write to stdout").with_source(e))
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+/// `text` for `-o table`, the JSON object for `-o json` (pretty) and `-o jsonl` (one line).
+fn emit(
+    stdout: &mut dyn Write,
+    format: Format,
+    json: &serde_json::Value,
+    text: String,
+) -> Result<()> {
+    let out = match format {
+        Format::Table => text,
+        Format::Json => format!("{json:#}\n"),
+        Format::Jsonl => format!("{json}\n"),
+    };
+    write_out(stdout, &out)
 }
 
 #[cfg(test)]
@@ -276,7 +273,12 @@ mod tests {
         Url(UrlCmd),
     }
 
-    fn run(args: &[&str], json: bool, stdin: &str, env: &[(&str, &str)]) -> (Result<()>, String) {
+    fn run(
+        args: &[&str],
+        format: Format,
+        stdin: &str,
+        env: &[(&str, &str)],
+    ) -> (Result<()>, String) {
         let cli =
             Cli::try_parse_from(std::iter::once("atlas").chain(args.iter().copied())).unwrap();
         let mut input = stdin.as_bytes();
@@ -292,15 +294,15 @@ mod tests {
             env: &lookup,
         };
         let res = match cli {
-            Cli::Token(c) => run_token(c, json, io),
-            Cli::Url(c) => run_url(c, json, io),
+            Cli::Token(c) => run_token(c, format, io),
+            Cli::Url(c) => run_url(c, format, io),
         };
         (res, String::from_utf8(out).unwrap())
     }
 
     #[test]
     fn mint_json_then_verify_from_stdin() {
-        let (res, out) = run(&["token", "mint"], true, "", &[]);
+        let (res, out) = run(&["token", "mint"], Format::Json, "", &[]);
         res.unwrap();
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         let (t, h) = (v["token"].as_str().unwrap(), v["hash"].as_str().unwrap());
@@ -308,13 +310,18 @@ mod tests {
         assert_eq!(v["header"], format!("Authorization: Bearer {t}"));
         let (res, out) = run(
             &["token", "verify", "--hash", h],
-            false,
+            Format::Table,
             &format!("{t}\n"),
             &[],
         );
         res.unwrap();
         assert_eq!(out, "valid\n");
-        let (res, out) = run(&["token", "verify", "--hash", h], false, "other\n", &[]);
+        let (res, out) = run(
+            &["token", "verify", "--hash", h],
+            Format::Table,
+            "other\n",
+            &[],
+        );
         let err = res.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unauthorized);
         assert!(err.to_string().contains("does not match"), "{err}");
@@ -323,7 +330,7 @@ mod tests {
 
     #[test]
     fn mint_text_shows_every_part_once() {
-        let (res, out) = run(&["token", "mint"], false, "", &[]);
+        let (res, out) = run(&["token", "mint"], Format::Table, "", &[]);
         res.unwrap();
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 4, "{out}");
@@ -333,12 +340,17 @@ mod tests {
 
     #[test]
     fn bad_hash_and_empty_stdin_are_validation_errors() {
-        let (res, _) = run(&["token", "verify", "--hash", "xyz"], false, "t\n", &[]);
+        let (res, _) = run(
+            &["token", "verify", "--hash", "xyz"],
+            Format::Table,
+            "t\n",
+            &[],
+        );
         let err = res.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Validation);
         assert!(err.to_string().contains("--hash"));
         let h = token::hash("t");
-        let (res, _) = run(&["token", "verify", "--hash", &h], false, "", &[]);
+        let (res, _) = run(&["token", "verify", "--hash", &h], Format::Table, "", &[]);
         assert!(res.unwrap_err().to_string().contains("stdin"));
     }
 
@@ -352,12 +364,12 @@ mod tests {
             "--secret-env",
             "POD_SECRET",
         ];
-        let (res, signed) = run(&args, false, "", &env);
+        let (res, signed) = run(&args, Format::Table, "", &env);
         res.unwrap();
         let signed = signed.trim();
         let (res, out) = run(
             &["url", "verify", signed, "--secret-stdin"],
-            false,
+            Format::Table,
             "s3cr3t\n",
             &[],
         );
@@ -365,7 +377,7 @@ mod tests {
         assert!(out.starts_with("valid: expires at "), "{out}");
         let (res, out) = run(
             &["url", "verify", signed, "--secret-stdin"],
-            true,
+            Format::Json,
             "s3cr3t\n",
             &[],
         );
@@ -376,14 +388,14 @@ mod tests {
         );
         let (res, _) = run(
             &["url", "verify", signed, "--secret-stdin"],
-            false,
+            Format::Table,
             "wrong\n",
             &[],
         );
         let err = res.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unauthorized);
         assert!(err.to_string().contains("bad signature"), "{err}");
-        let (res, _) = run(&["url", "verify", signed], false, "", &[]);
+        let (res, _) = run(&["url", "verify", signed], Format::Table, "", &[]);
         let err = res.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Validation);
         assert!(err.to_string().contains("ATLAS_SIGNING_SECRET"), "{err}");
