@@ -365,6 +365,10 @@ impl ApiResponse {
     /// Decode the body as JSON; a failure is a `Provider` error naming the JSON path,
     /// with the body (redacted) as `raw`.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        // Fast path without path tracking; decode again only to name the failing path.
+        if let Ok(v) = serde_json::from_slice(&self.body) {
+            return Ok(v);
+        }
         let de = &mut serde_json::Deserializer::from_slice(&self.body);
         serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
@@ -646,7 +650,7 @@ impl<'a> ApiRequest<'a> {
             rb = rb.json(b);
         }
         let t0 = Instant::now();
-        let method = self.method.as_str();
+        let method = &self.method;
         match rb.send().await {
             Err(e) => {
                 telemetry::record(self.api.provider, self.api.api, method, None, t0.elapsed());
