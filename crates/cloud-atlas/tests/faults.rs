@@ -229,6 +229,43 @@ async fn a_get_whose_body_stalls_is_retried() {
 }
 
 #[tokio::test]
+async fn a_stream_whose_head_never_comes_times_out_and_is_retried() {
+    let s = QueueServer::start([
+        Action::Stall(Duration::from_secs(10)),
+        Action::Respond {
+            status: 200,
+            headers: vec![("content-type".into(), "text/event-stream".into())],
+            body: "data: {\"n\":1}\n\n".into(),
+        },
+    ])
+    .await;
+    let resp = client(&s)
+        .get("/v1/stream")
+        .timeout(Duration::from_millis(400))
+        .send_streaming()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "data: {\"n\":1}\n\n");
+    assert_eq!(s.count(), 2);
+}
+
+#[tokio::test]
+async fn an_unsafe_stream_whose_head_never_comes_is_ambiguous() {
+    let s = QueueServer::start([Action::Stall(Duration::from_secs(10))]).await;
+    let e = client(&s)
+        .post("/v1/jobs")
+        .body(json!({"input": 1}))
+        .timeout(Duration::from_millis(400))
+        .send_streaming()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(e.is_ambiguous());
+    assert_eq!(s.count(), 1);
+}
+
+#[tokio::test]
 async fn malformed_json_is_a_provider_error_naming_the_path() {
     let body = r#"{"items":[{"id":"a","count":1},{"id":"b","count":"many"}]}"#;
     let s = QueueServer::start([Action::json(200, body)]).await;

@@ -503,7 +503,9 @@ impl<'a> ApiRequest<'a> {
     }
 
     /// Send with retries up to the response head; the body is left to stream
-    /// (server-sent events, logs). No overall timeout is applied to the body.
+    /// (server-sent events, logs). The head must arrive within the request timeout
+    /// ([`timeout`](Self::timeout) or [`HttpOptions::request_timeout`]); no timeout is
+    /// applied to the body.
     pub async fn send_streaming(self) -> Result<reqwest::Response> {
         match self.send_inner(None, false).await? {
             Attempt::Head(r) => Ok(r),
@@ -651,7 +653,44 @@ impl<'a> ApiRequest<'a> {
         }
         let t0 = Instant::now();
         let method = &self.method;
-        match rb.send().await {
+        let sent =
+            match timeout {
+                Some(_) => rb.send().await,
+                // Streaming: reqwest's timeout would cut the body, so bound only the head.
+                None => {
+                    let head = self
+                        .timeout
+                        .unwrap_or(self.api.http.options.request_timeout);
+                    match tokio::time::timeout(head, rb.send()).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            telemetry::record(
+                                self.api.provider,
+                                self.api.api,
+                                method,
+                                None,
+                                t0.elapsed(),
+                            );
+                            let err = Error::new(
+                                ErrorKind::Timeout,
+                                format!(
+                                    "timed out after {:.1}s waiting for the response head from {}",
+                                    head.as_secs_f64(),
+                                    host_of(url)
+                                ),
+                            );
+                            return if self.idempotency.replayable() {
+                                Attempt::Retry { err, wait: None }
+                            } else {
+                                Attempt::Fail(err.with_ambiguous().with_message_suffix(
+                                    "; the request may have reached the provider",
+                                ))
+                            };
+                        }
+                    }
+                }
+            };
+        match sent {
             Err(e) => {
                 telemetry::record(self.api.provider, self.api.api, method, None, t0.elapsed());
                 let connect = e.is_connect();
