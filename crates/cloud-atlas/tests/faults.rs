@@ -220,7 +220,7 @@ async fn a_get_whose_body_stalls_is_retried() {
     .await;
     let t: Thing = client(&s)
         .get("/v1/things")
-        .timeout(Duration::from_millis(400))
+        .timeout(Duration::from_millis(1500))
         .json()
         .await
         .unwrap();
@@ -241,7 +241,7 @@ async fn a_stream_whose_head_never_comes_times_out_and_is_retried() {
     .await;
     let resp = client(&s)
         .get("/v1/stream")
-        .timeout(Duration::from_millis(400))
+        .timeout(Duration::from_millis(1500))
         .send_streaming()
         .await
         .unwrap();
