@@ -37,6 +37,27 @@ mod mock_cases {
     cloud_atlas::conformance_tests!(mock(), opts());
 }
 
+/// The SQLite-backed mock, kept in a temp dir that must outlive it ([`Guarded`]).
+mod sqlite_mock_cases {
+    use super::*;
+    use cloud_atlas::testing::Guarded;
+
+    fn sqlite_mock() -> Guarded<tempfile::TempDir, Mock> {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Mock::open(
+            dir.path().join("state/mock.sqlite"),
+            MockOptions {
+                boot_delay: Duration::from_millis(50),
+                ..MockOptions::default()
+            },
+        )
+        .unwrap();
+        Guarded::new(dir, m)
+    }
+
+    cloud_atlas::conformance_tests!(sqlite_mock(), opts());
+}
+
 /// The relaxed checks used for static contract servers must hold on a real backend too.
 mod mock_as_static_server {
     use super::*;

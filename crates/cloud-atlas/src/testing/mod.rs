@@ -32,6 +32,11 @@
 //! }
 //! ```
 //!
+//! When the provider needs something alive while it is tested (a contract server
+//! process, a local fake), return both from the expression with [`Guarded`]:
+//! `conformance_tests!(Guarded::new(server, provider), SuiteOptions::contract_server())`
+//! — the guard lives until the test ends.
+//!
 //! The macro expands to one `#[tokio::test(flavor = "multi_thread")]` per case in
 //! [`all_cases`], named after the case (`spawn_get_list_terminate`, …), plus a
 //! `conformance_suite_is_complete` test. A case the provider's capabilities do not
@@ -51,6 +56,7 @@
 
 mod cases;
 mod fixture;
+mod guarded;
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
@@ -62,6 +68,7 @@ pub use cases::{
     unoffered_gpu_is_validation, wait_for_running, Case, CaseError, CaseFn, CaseResult,
 };
 pub use fixture::{Cleanup, Fixture, NAME_PREFIX};
+pub use guarded::Guarded;
 
 use crate::provider::Provider;
 use crate::spec::Gpu;
