@@ -30,6 +30,7 @@
 //! | `job stream` | array of the handler's partial outputs (jsonl: one per line as they arrive) |
 //! | `job purge` | `{"endpoint_id", "purged"}` |
 //! | `job health` | [`cloud_atlas::spec::EndpointHealth`]: `jobs`, `workers`, `raw` |
+//! | `fly apps`, `fly deploy`, `fly logs`, `fly token …` | see `cmd/fly.rs` (`fly deploy` exits with the deploy's own code) |
 //!
 //! `spawn` is the only command whose output holds a secret: with `--auth bearer` the
 //! `auth` object carries `token` and `header` (with `--auth signed-url`,
@@ -129,6 +130,11 @@ enum Command {
         #[command(subcommand)]
         command: cmd::job::JobCommand,
     },
+    /// Fly.io platform ops: find apps, deploy, logs, API tokens
+    Fly {
+        #[command(subcommand)]
+        command: cmd::fly::FlyCommand,
+    },
     /// Print shell completions
     Completions(cmd::completions::CompletionsArgs),
     /// Run the main job on the mock cloud: spawn, wait, get, list, terminate
@@ -142,16 +148,16 @@ fn main() -> ExitCode {
     };
     init_tracing();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => exit::report(&e),
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli) -> Result<ExitCode> {
     let Cli { global, command } = cli;
     // Commands that need neither config nor a runtime come first, so they stay instant.
     if let Command::Completions(args) = &command {
-        return cmd::completions::run(args);
+        return cmd::completions::run(args).map(|()| ExitCode::SUCCESS);
     }
     let ctx = Context::load(&global)?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -163,9 +169,9 @@ fn run(cli: Cli) -> Result<()> {
     rt.block_on(dispatch(ctx, command))
 }
 
-async fn dispatch(ctx: Context, command: Command) -> Result<()> {
+async fn dispatch(ctx: Context, command: Command) -> Result<ExitCode> {
     use cmd::compute::Action;
-    match command {
+    let done = match command {
         Command::Providers => cmd::providers::run(&ctx),
         Command::Gpus(a) => cmd::gpus::run(&ctx, a).await,
         Command::Spawn(a) => cmd::compute::spawn(&ctx, *a).await,
@@ -176,8 +182,10 @@ async fn dispatch(ctx: Context, command: Command) -> Result<()> {
         Command::Terminate(a) => cmd::compute::act(&ctx, a, Action::Terminate).await,
         Command::Job { command } => cmd::job::run(&ctx, command).await,
         Command::Demo => cmd::demo::run(&ctx).await,
+        Command::Fly { command } => return cmd::fly::run(&ctx, command).await,
         Command::Completions(a) => cmd::completions::run(&a),
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 /// Logs go to stderr, and only when asked for (`ATLAS_LOG` or `RUST_LOG`).
