@@ -33,6 +33,7 @@
 //! | `token mint` | `{"token", "hash", "header", "env": {"ATLAS_PRESHARED_KEY"}}` (the raw token, shown once) |
 //! | `token verify`, `url verify` | `{"valid": true}` (`url verify` adds `expires_at`); invalid → exit 3 |
 //! | `url sign` | `{"url", "expires_at"}` |
+//! | `fly apps`, `fly deploy`, `fly logs`, `fly token …` | see `cmd/fly.rs` (`fly deploy` exits with the deploy's own code) |
 //!
 //! `spawn` is the only command whose output holds a secret: with `--auth bearer` the
 //! `auth` object carries `token` and `header` (with `--auth signed-url`,
@@ -132,6 +133,11 @@ enum Command {
         #[command(subcommand)]
         command: cmd::job::JobCommand,
     },
+    /// Fly.io platform ops: find apps, deploy, logs, API tokens
+    Fly {
+        #[command(subcommand)]
+        command: cmd::fly::FlyCommand,
+    },
     /// Print shell completions
     Completions(cmd::completions::CompletionsArgs),
     /// Run the main job on the mock cloud: spawn, wait, get, list, terminate
@@ -155,18 +161,18 @@ fn main() -> ExitCode {
     };
     init_tracing();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => exit::report(&e),
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli) -> Result<ExitCode> {
     let Cli { global, command } = cli;
     // Commands that need neither config nor a runtime come first, so they stay instant.
     match command {
-        Command::Completions(args) => return cmd::completions::run(&args),
-        Command::Token { command } => return cmd::auth::token(command, global.output),
-        Command::Url { command } => return cmd::auth::url(command, global.output),
+        Command::Completions(args) => return cmd::completions::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Token { command } => return cmd::auth::token(command, global.output).map(|()| ExitCode::SUCCESS),
+        Command::Url { command } => return cmd::auth::url(command, global.output).map(|()| ExitCode::SUCCESS),
         _ => {}
     }
     let ctx = Context::load(&global)?;
@@ -179,9 +185,9 @@ fn run(cli: Cli) -> Result<()> {
     rt.block_on(dispatch(ctx, command))
 }
 
-async fn dispatch(ctx: Context, command: Command) -> Result<()> {
+async fn dispatch(ctx: Context, command: Command) -> Result<ExitCode> {
     use cmd::compute::Action;
-    match command {
+    let done = match command {
         Command::Providers => cmd::providers::run(&ctx),
         Command::Gpus(a) => cmd::gpus::run(&ctx, a).await,
         Command::Spawn(a) => cmd::compute::spawn(&ctx, *a).await,
@@ -192,10 +198,12 @@ async fn dispatch(ctx: Context, command: Command) -> Result<()> {
         Command::Terminate(a) => cmd::compute::act(&ctx, a, Action::Terminate).await,
         Command::Job { command } => cmd::job::run(&ctx, command).await,
         Command::Demo => cmd::demo::run(&ctx).await,
+        Command::Fly { command } => return cmd::fly::run(&ctx, command).await,
         Command::Completions(a) => cmd::completions::run(&a),
         Command::Token { command } => cmd::auth::token(command, ctx.out.format()),
         Command::Url { command } => cmd::auth::url(command, ctx.out.format()),
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 /// Logs go to stderr, and only when asked for (`ATLAS_LOG` or `RUST_LOG`).

@@ -4,6 +4,7 @@ pub(crate) mod auth;
 pub(crate) mod completions;
 pub(crate) mod compute;
 pub(crate) mod demo;
+pub(crate) mod fly;
 pub(crate) mod gpus;
 pub(crate) mod job;
 pub(crate) mod providers;
