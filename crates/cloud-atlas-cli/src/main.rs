@@ -170,9 +170,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let Cli { global, command } = cli;
     // Commands that need neither config nor a runtime come first, so they stay instant.
     match command {
-        Command::Completions(args) => return cmd::completions::run(&args).map(|()| ExitCode::SUCCESS),
-        Command::Token { command } => return cmd::auth::token(command, global.output).map(|()| ExitCode::SUCCESS),
-        Command::Url { command } => return cmd::auth::url(command, global.output).map(|()| ExitCode::SUCCESS),
+        Command::Completions(args) => {
+            return cmd::completions::run(&args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Token { command } => {
+            return cmd::auth::token(command, global.output).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Url { command } => {
+            return cmd::auth::url(command, global.output).map(|()| ExitCode::SUCCESS)
+        }
         _ => {}
     }
     let ctx = Context::load(&global)?;

@@ -35,10 +35,7 @@ fn options(state: bool) -> SuiteOptions {
 
 mod on_the_cli_shaped_server {
     use super::*;
-    cloud_atlas::conformance_tests!(
-        vast(&support::vast_server::start(|_| {}).0),
-        options(true)
-    );
+    cloud_atlas::conformance_tests!(vast(&support::vast_server::start(|_| {}).0), options(true));
 }
 
 mod on_prism_with_the_patched_spec {
