@@ -5,4 +5,6 @@ pub(crate) mod compute;
 pub(crate) mod demo;
 pub(crate) mod gpus;
 pub(crate) mod job;
+pub(crate) mod logs;
 pub(crate) mod providers;
+pub(crate) mod runpod;
