@@ -36,6 +36,9 @@
 //! | `runpod volumes list\|get\|create\|update` | (array of) [`NetworkVolume`](cloud_atlas::providers::runpod::NetworkVolume): `id`, `name`, `size` (GB), `dataCenter`, `type`, `raw` |
 //! | `runpod … delete` | `{"id", "provider": "runpod", "kind", "action": "deleted"}` |
 //! | `runpod billing` | [`BillingSummary`](cloud_atlas::providers::runpod::BillingSummary): `records` (`[{start_time, end_time, resource_id, total, amounts}]`), `total`, `totals`, `start_time`, `end_time`, `bucket_size`, `raw` |
+//! | `token mint` | `{"token", "hash", "header", "env": {"ATLAS_PRESHARED_KEY"}}` (the raw token, shown once) |
+//! | `token verify`, `url verify` | `{"valid": true}` (`url verify` adds `expires_at`); invalid → exit 3 |
+//! | `url sign` | `{"url", "expires_at"}` |
 //!
 //! `spawn` is the only command whose output holds a secret: with `--auth bearer` the
 //! `auth` object carries `token` and `header` (with `--auth signed-url`,
@@ -51,7 +54,7 @@
 //! | 0 | ok |
 //! | 1 | unknown |
 //! | 2 | validation or usage (bad flag values, missing arguments) |
-//! | 3 | unauthorized or forbidden (missing or rejected API key) |
+//! | 3 | unauthorized or forbidden (missing or rejected API key; a token or signed URL that `verify` rejects) |
 //! | 4 | not found |
 //! | 5 | rate limited |
 //! | 6 | timeout |
@@ -146,6 +149,16 @@ enum Command {
     Completions(cmd::completions::CompletionsArgs),
     /// Run the main job on the mock cloud: spawn, wait, get, list, terminate
     Demo,
+    /// Preshared bearer tokens for browser-to-pod auth (mint, verify)
+    Token {
+        #[command(subcommand)]
+        command: cmd::auth::TokenCmd,
+    },
+    /// Signed URLs for browser-to-pod auth (sign, verify)
+    Url {
+        #[command(subcommand)]
+        command: cmd::auth::UrlCmd,
+    },
 }
 
 fn main() -> ExitCode {
@@ -163,8 +176,11 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     let Cli { global, command } = cli;
     // Commands that need neither config nor a runtime come first, so they stay instant.
-    if let Command::Completions(args) = &command {
-        return cmd::completions::run(args);
+    match command {
+        Command::Completions(args) => return cmd::completions::run(&args),
+        Command::Token { command } => return cmd::auth::token(command, global.output),
+        Command::Url { command } => return cmd::auth::url(command, global.output),
+        _ => {}
     }
     let ctx = Context::load(&global)?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -192,6 +208,8 @@ async fn dispatch(ctx: Context, command: Command) -> Result<()> {
         Command::Runpod { command } => cmd::runpod::run(ctx, command).await,
         Command::Demo => cmd::demo::run(&ctx).await,
         Command::Completions(a) => cmd::completions::run(&a),
+        Command::Token { command } => cmd::auth::token(command, ctx.out.format()),
+        Command::Url { command } => cmd::auth::url(command, ctx.out.format()),
     }
 }
 

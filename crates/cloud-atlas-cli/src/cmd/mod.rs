@@ -1,5 +1,6 @@
 //! One file per command (or family of commands): its arguments and what it does.
 
+pub(crate) mod auth;
 pub(crate) mod completions;
 pub(crate) mod compute;
 pub(crate) mod demo;

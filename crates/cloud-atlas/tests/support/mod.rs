@@ -3,3 +3,5 @@
 
 pub mod prism;
 pub mod runpod_runtime;
+pub mod queue_server;
+pub mod vast_server;
