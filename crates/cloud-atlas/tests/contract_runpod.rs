@@ -1,7 +1,8 @@
 //! RunPod provider against Prism running RunPod's published REST v2 spec (every request
 //! must validate), plus what a static contract server cannot show, against small local
 //! servers: reconciling a create that answered 500 after creating the pod, pacing from
-//! `RateLimit` headers, and the serverless runtime (built from the docs' samples).
+//! `RateLimit` headers, and the serverless runtime (built from the docs' samples). The
+//! conformance suite runs against Prism with the options for a static contract server.
 
 mod support;
 
@@ -548,4 +549,43 @@ async fn a_job_id_without_its_endpoint_is_refused() {
     }
     assert!(state.lock().unwrap().seen.is_empty(), "nothing was sent");
     assert!(JobRequest::new("", json!({})).is_err());
+}
+
+// ---------------------------------------------------------------------------------
+// The conformance suite against the contract server (and the runtime fake for jobs).
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_suite_passes_against_the_contract_server() {
+    use cloud_atlas::testing::{self, Outcome, SuiteOptions};
+
+    let prism = tokio::task::spawn_blocking(|| Prism::start(SPEC))
+        .await
+        .unwrap();
+    let (runtime_url, _state) = runpod_runtime::serve().await;
+    let rp = builder(&prism.base_url())
+        .with_serverless_base_url(runtime_url)
+        .build()
+        .unwrap();
+    let opts = SuiteOptions {
+        // Prism answers every create with the spec's example pod, an RTX 4090.
+        gpu: Some(Gpu::RTX_4090),
+        serverless_endpoint: Some("ep1".into()),
+        ..SuiteOptions::contract_server()
+    };
+    let report = testing::run_all(&rp, &opts).await;
+    println!("{report}");
+    report.assert_passed();
+    for name in [
+        "spawn_get_list_terminate",
+        "ports_get_urls",
+        "stop_start",
+        "gpu_types_have_prices",
+        "serverless_run_status",
+        "unoffered_gpu_is_validation",
+        "undeclared_capabilities_are_unsupported",
+    ] {
+        let case = report.case(name).expect("case is reported");
+        assert!(matches!(case.outcome, Outcome::Passed), "{case}");
+    }
+    prism.assert_no_violations();
 }

@@ -2,6 +2,6 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod prism;
-pub mod runpod_runtime;
 pub mod queue_server;
+pub mod runpod_runtime;
 pub mod vast_server;

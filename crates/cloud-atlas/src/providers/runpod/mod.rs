@@ -483,7 +483,7 @@ impl Provider for RunPod {
             Capability::SpawnWithPorts,
             Capability::Logs,
         ])
-        .with_max_gpus_per_instance(8)
+        .with_max_gpus_per_instance(translate::MAX_GPUS_PER_POD)
     }
 
     async fn spawn(&self, req: &ComputeRequest) -> Result<Compute> {
