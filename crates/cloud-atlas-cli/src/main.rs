@@ -30,6 +30,12 @@
 //! | `job stream` | array of the handler's partial outputs (jsonl: one per line as they arrive) |
 //! | `job purge` | `{"endpoint_id", "purged"}` |
 //! | `job health` | [`cloud_atlas::spec::EndpointHealth`]: `jobs`, `workers`, `raw` |
+//! | `logs` | array of [`LogLine`](cloud_atlas::providers::runpod::LogLine): `id`, `ts`, `source`, `line` (jsonl, and `--follow`: one per line as they arrive; `--follow -o json` is refused) |
+//! | `runpod templates list\|get` | (array of) [`Template`](cloud_atlas::providers::runpod::Template): `id`, `name`, `image`, `serverless`, `public`, `category`, `disk`, `ports`, `raw` |
+//! | `runpod endpoints list\|get` | (array of) [`Endpoint`](cloud_atlas::providers::runpod::Endpoint): `id`, `name`, `type`, `image`, `workers` (`min`, `max`, `idleTimeout`), `dataCenterIds`, `timeout`, `createdAt`, `raw` |
+//! | `runpod volumes list\|get\|create\|update` | (array of) [`NetworkVolume`](cloud_atlas::providers::runpod::NetworkVolume): `id`, `name`, `size` (GB), `dataCenter`, `type`, `raw` |
+//! | `runpod … delete` | `{"id", "provider": "runpod", "kind", "action": "deleted"}` |
+//! | `runpod billing` | [`BillingSummary`](cloud_atlas::providers::runpod::BillingSummary): `records` (`[{start_time, end_time, resource_id, total, amounts}]`), `total`, `totals`, `start_time`, `end_time`, `bucket_size`, `raw` |
 //! | `token mint` | `{"token", "hash", "header", "env": {"ATLAS_PRESHARED_KEY"}}` (the raw token, shown once) |
 //! | `token verify`, `url verify` | `{"valid": true}` (`url verify` adds `expires_at`); invalid → exit 3 |
 //! | `url sign` | `{"url", "expires_at"}` |
@@ -128,6 +134,8 @@ enum Command {
     Start(cmd::compute::IdArg),
     /// Terminate compute (stops billing)
     Terminate(cmd::compute::IdArg),
+    /// Logs of compute (--follow until Ctrl-C); RunPod only
+    Logs(cmd::logs::LogsArgs),
     /// Serverless jobs (job ids are scoped to an endpoint)
     Job {
         #[command(subcommand)]
@@ -137,6 +145,11 @@ enum Command {
     Fly {
         #[command(subcommand)]
         command: cmd::fly::FlyCommand,
+    },
+    /// RunPod templates, serverless endpoints, network volumes and billing
+    Runpod {
+        #[command(subcommand)]
+        command: cmd::runpod::RunpodCommand,
     },
     /// Print shell completions
     Completions(cmd::completions::CompletionsArgs),
@@ -202,7 +215,9 @@ async fn dispatch(ctx: Context, command: Command) -> Result<ExitCode> {
         Command::Stop(a) => cmd::compute::act(&ctx, a, Action::Stop).await,
         Command::Start(a) => cmd::compute::act(&ctx, a, Action::Start).await,
         Command::Terminate(a) => cmd::compute::act(&ctx, a, Action::Terminate).await,
+        Command::Logs(a) => cmd::logs::run(&ctx, a).await,
         Command::Job { command } => cmd::job::run(&ctx, command).await,
+        Command::Runpod { command } => cmd::runpod::run(ctx, command).await,
         Command::Demo => cmd::demo::run(&ctx).await,
         Command::Fly { command } => return cmd::fly::run(&ctx, command).await,
         Command::Completions(a) => cmd::completions::run(&a),

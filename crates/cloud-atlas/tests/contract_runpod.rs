@@ -1,16 +1,16 @@
 //! RunPod provider against Prism running RunPod's published REST v2 spec (every request
 //! must validate), plus what a static contract server cannot show, against small local
 //! servers: reconciling a create that answered 500 after creating the pod, pacing from
-//! `RateLimit` headers, and the serverless runtime (built from the docs' samples).
+//! `RateLimit` headers, and the serverless runtime (built from the docs' samples). The
+//! conformance suite runs against Prism with the options for a static contract server.
 
 mod support;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -23,7 +23,8 @@ use cloud_atlas::{
 };
 use futures::StreamExt;
 use serde_json::{json, Value};
-use support::prism::{fixture, Prism};
+use support::prism::Prism;
+use support::runpod_runtime::{self, sample, Rt};
 
 const SPEC: &str = "runpod/rest-v2.openapi.json";
 
@@ -397,200 +398,10 @@ async fn a_low_window_spreads_requests() {
 // ---------------------------------------------------------------------------------
 // Serverless runtime: a local server answering with the docs' samples.
 
-fn sample(name: &str) -> Value {
-    let p = fixture(&format!("runpod/samples/serverless-{name}.response.json"));
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-}
-
-#[derive(Default)]
-struct Runtime {
-    /// job id → (mode, polls so far)
-    jobs: HashMap<String, (String, usize)>,
-    seen: Vec<String>,
-    seq: usize,
-}
-
-type Rt = Arc<Mutex<Runtime>>;
-
-fn authorized(h: &HeaderMap) -> bool {
-    h.get("authorization").and_then(|v| v.to_str().ok()) == Some("Bearer rp_placeholder_key")
-}
-
-fn new_job(s: &mut Runtime, mode: &str) -> String {
-    s.seq += 1;
-    let id = format!("job-{}-u1", s.seq);
-    s.jobs.insert(id.clone(), (mode.to_string(), 0));
-    id
-}
-
-async fn rt_run(
-    State(s): State<Rt>,
-    Path((ep, op)): Path<(String, String)>,
-    Query(q): Query<HashMap<String, String>>,
-    h: HeaderMap,
-    Json(body): Json<Value>,
-) -> impl IntoResponse {
-    if !authorized(&h) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"error": "unauthorized"})),
-        );
-    }
-    let mode = body["input"]["mode"]
-        .as_str()
-        .unwrap_or("complete")
-        .to_string();
-    let id = {
-        let mut s = s.lock().unwrap();
-        s.seen
-            .push(format!("{op} {ep} wait={:?} body={body}", q.get("wait")));
-        new_job(&mut s, &mode)
-    };
-    match (op.as_str(), mode.as_str()) {
-        ("run", _) => {
-            let mut v = sample("run");
-            v["id"] = json!(id);
-            (StatusCode::OK, Json(v))
-        }
-        ("runsync", "complete") => {
-            let mut v = sample("runsync");
-            v["id"] = json!(id);
-            (StatusCode::OK, Json(v))
-        }
-        ("runsync", "queued") => (
-            StatusCode::OK,
-            Json(json!({"id": id, "status": "IN_QUEUE"})),
-        ),
-        ("runsync", _) => {
-            // Honour RunPod's wait, far longer than the client's timeout.
-            tokio::time::sleep(Duration::from_secs(10)).await;
-            (
-                StatusCode::OK,
-                Json(json!({"id": id, "status": "IN_PROGRESS"})),
-            )
-        }
-        _ => (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": "no such operation"})),
-        ),
-    }
-}
-
-async fn rt_job(
-    State(s): State<Rt>,
-    Path((ep, op, job)): Path<(String, String, String)>,
-    h: HeaderMap,
-) -> impl IntoResponse {
-    if !authorized(&h) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"error": "unauthorized"})),
-        );
-    }
-    let mut s = s.lock().unwrap();
-    s.seen.push(format!("{op} {ep} {job}"));
-    let Some((mode, polls)) = s.jobs.get_mut(&job) else {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": "job not found"})),
-        );
-    };
-    let n = *polls;
-    if op == "stream" || op == "status" {
-        *polls += 1;
-    }
-    let chunk = |i: usize| {
-        let mut c = sample("stream")[0].clone();
-        c["output"]["text"] = json!([format!(" tok{i}")]);
-        c["metrics"]["stream_index"] = json!(i);
-        c
-    };
-    let v = match (op.as_str(), mode.as_str()) {
-        ("status", "fail") => {
-            json!({"id": job, "status": "FAILED", "delayTime": 10, "executionTime": 5, "error": "handler raised ValueError: bad prompt"})
-        }
-        ("status", "timeout") => {
-            json!({"id": job, "status": "TIMED_OUT", "error": "job exceeded executionTimeout of 5000 ms"})
-        }
-        ("status", "queued") if n < 2 => json!({"id": job, "status": "IN_PROGRESS"}),
-        ("status", _) => {
-            let mut v = sample("status");
-            v["id"] = json!(job);
-            v
-        }
-        ("stream", "stream") => match n {
-            0 => json!({"status": "IN_PROGRESS", "stream": [chunk(0)]}),
-            1 => json!({"status": "IN_PROGRESS", "stream": [chunk(1), chunk(2)]}),
-            2 => json!({"status": "IN_PROGRESS", "stream": []}),
-            3 => json!({"status": "COMPLETED", "stream": [chunk(3)]}),
-            _ => json!({"status": "COMPLETED", "stream": []}),
-        },
-        // The docs' bare-array form: chunks first, then nothing once done.
-        ("stream", "array") => match n {
-            0 => sample("stream"),
-            _ => json!([]),
-        },
-        ("stream", "fail") => json!({"status": "FAILED", "stream": []}),
-        ("stream", "timeout") => json!({"status": "TIMED_OUT", "stream": []}),
-        ("stream", _) => json!({"status": "COMPLETED", "stream": []}),
-        ("cancel", _) => {
-            let mut v = sample("cancel");
-            v["id"] = json!(job);
-            v
-        }
-        ("retry", _) => {
-            let mut v = sample("retry");
-            v["id"] = json!(job);
-            v
-        }
-        _ => {
-            return (
-                StatusCode::NOT_FOUND,
-                Json(json!({"error": "no such operation"})),
-            )
-        }
-    };
-    (StatusCode::OK, Json(v))
-}
-
-async fn rt_endpoint(
-    State(s): State<Rt>,
-    Path((ep, op)): Path<(String, String)>,
-    h: HeaderMap,
-) -> impl IntoResponse {
-    if !authorized(&h) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"error": "unauthorized"})),
-        );
-    }
-    s.lock().unwrap().seen.push(format!("{op} {ep}"));
-    match op.as_str() {
-        "purge-queue" => (StatusCode::OK, Json(sample("purge-queue"))),
-        "health" => (StatusCode::OK, Json(sample("health"))),
-        _ => (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": "no such operation"})),
-        ),
-    }
-}
-
-async fn rt_purge(State(s): State<Rt>, Path(ep): Path<String>, h: HeaderMap) -> impl IntoResponse {
-    rt_endpoint(State(s), Path((ep, "purge-queue".to_string())), h).await
-}
-
 async fn runtime() -> (RunPod, Rt) {
-    let state: Rt = Arc::new(Mutex::new(Runtime::default()));
-    let app = Router::new()
-        .route("/{ep}/{op}", post(rt_run).get(rt_endpoint))
-        .route("/{ep}/purge-queue", post(rt_purge))
-        .route("/{ep}/{op}/{job}", get(rt_job).post(rt_job))
-        .with_state(Arc::clone(&state));
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let (base, state) = runpod_runtime::serve().await;
     let rp = builder("http://127.0.0.1:9")
-        .with_serverless_base_url(format!("http://{addr}"))
+        .with_serverless_base_url(base)
         .build()
         .unwrap();
     (rp, state)
@@ -738,4 +549,43 @@ async fn a_job_id_without_its_endpoint_is_refused() {
     }
     assert!(state.lock().unwrap().seen.is_empty(), "nothing was sent");
     assert!(JobRequest::new("", json!({})).is_err());
+}
+
+// ---------------------------------------------------------------------------------
+// The conformance suite against the contract server (and the runtime fake for jobs).
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_suite_passes_against_the_contract_server() {
+    use cloud_atlas::testing::{self, Outcome, SuiteOptions};
+
+    let prism = tokio::task::spawn_blocking(|| Prism::start(SPEC))
+        .await
+        .unwrap();
+    let (runtime_url, _state) = runpod_runtime::serve().await;
+    let rp = builder(&prism.base_url())
+        .with_serverless_base_url(runtime_url)
+        .build()
+        .unwrap();
+    let opts = SuiteOptions {
+        // Prism answers every create with the spec's example pod, an RTX 4090.
+        gpu: Some(Gpu::RTX_4090),
+        serverless_endpoint: Some("ep1".into()),
+        ..SuiteOptions::contract_server()
+    };
+    let report = testing::run_all(&rp, &opts).await;
+    println!("{report}");
+    report.assert_passed();
+    for name in [
+        "spawn_get_list_terminate",
+        "ports_get_urls",
+        "stop_start",
+        "gpu_types_have_prices",
+        "serverless_run_status",
+        "unoffered_gpu_is_validation",
+        "undeclared_capabilities_are_unsupported",
+    ] {
+        let case = report.case(name).expect("case is reported");
+        assert!(matches!(case.outcome, Outcome::Passed), "{case}");
+    }
+    prism.assert_no_violations();
 }

@@ -39,18 +39,9 @@ pub fn build(name: &str, settings: ProviderSettings, config: &Config) -> Result<
     match name {
         "mock" => Ok(Arc::new(mock::Mock::from_config(config, &settings)?)),
         #[cfg(feature = "runpod")]
-        "runpod" => {
-            let mut b = runpod::RunPodBuilder::from_settings(settings);
-            if !b.has_serverless_base_url() {
-                if let Some(u) = config
-                    .env(runpod::SERVERLESS_BASE_URL_ENV)
-                    .filter(|u| !u.is_empty())
-                {
-                    b = b.with_serverless_base_url(u);
-                }
-            }
-            Ok(Arc::new(b.build()?))
-        }
+        "runpod" => Ok(Arc::new(
+            runpod::RunPodBuilder::from_config(settings, config).build()?,
+        )),
         #[cfg(feature = "fly")]
         "fly" => {
             let mut b = fly_machines::FlyMachinesBuilder::from_settings(settings);

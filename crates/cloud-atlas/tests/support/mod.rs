@@ -3,4 +3,5 @@
 
 pub mod prism;
 pub mod queue_server;
+pub mod runpod_runtime;
 pub mod vast_server;

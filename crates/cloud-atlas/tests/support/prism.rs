@@ -23,10 +23,12 @@ pub struct Prism {
     log: Arc<Mutex<String>>,
 }
 
-/// Path of a fixture file (`tests/fixtures/<rel>`).
+/// Path of a fixture file (`crates/cloud-atlas/tests/fixtures/<rel>`). Found from the
+/// workspace's `crates/` folder, so the path is right in every crate that includes this
+/// module (`#[path = "../../cloud-atlas/tests/support/mod.rs"] mod support;`).
 pub fn fixture(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
+        .join("../cloud-atlas/tests/fixtures")
         .join(rel)
 }
 

@@ -67,7 +67,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::auth::{AuthHandle, Secret};
-use crate::config::ProviderSettings;
+use crate::config::{Config, ProviderSettings};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{ApiAuth, ApiClient, HttpClient, RetryConfig};
 use crate::provider::{Provider, Serverless};
@@ -277,6 +277,20 @@ impl RunPodBuilder {
         }
     }
 
+    /// [`RunPodBuilder::from_settings`], plus `ATLAS_RUNPOD_SERVERLESS_BASE_URL` as seen
+    /// by the loaded `config` when no `serverless_base_url` option is set (what
+    /// [`crate::providers::build`] and the CLI use).
+    pub fn from_config(settings: ProviderSettings, config: &Config) -> RunPodBuilder {
+        let mut b = RunPodBuilder::from_settings(settings);
+        if !b.has_serverless_base_url() {
+            b.serverless_base_url = config
+                .env(SERVERLESS_BASE_URL_ENV)
+                .filter(|u| !u.is_empty())
+                .map(str::to_string);
+        }
+        b
+    }
+
     /// The API key.
     pub fn with_api_key(mut self, key: impl Into<String>) -> RunPodBuilder {
         self.settings.api_key = Some(Secret::new(key.into()));
@@ -469,7 +483,7 @@ impl Provider for RunPod {
             Capability::SpawnWithPorts,
             Capability::Logs,
         ])
-        .with_max_gpus_per_instance(8)
+        .with_max_gpus_per_instance(translate::MAX_GPUS_PER_POD)
     }
 
     async fn spawn(&self, req: &ComputeRequest) -> Result<Compute> {
@@ -590,5 +604,30 @@ mod tests {
             RunPodBuilder::default().with_api_key("secret-canary")
         )
         .contains("secret-canary"));
+    }
+
+    #[test]
+    fn from_config_takes_the_serverless_url_from_the_env_unless_an_option_sets_it() {
+        let env: std::collections::BTreeMap<String, String> = [
+            (
+                SERVERLESS_BASE_URL_ENV.to_string(),
+                "http://127.0.0.1:2".to_string(),
+            ),
+            (RUNPOD_API_KEY_ENV.to_string(), "k".to_string()),
+        ]
+        .into();
+        let config =
+            Config::load_with(std::path::Path::new("/nonexistent"), None, &env, None).unwrap();
+        let rp = RunPodBuilder::from_config(config.provider_settings(NAME), &config)
+            .build()
+            .unwrap();
+        assert_eq!(rp.jobs().base_url(), "http://127.0.0.1:2");
+        let rp = RunPodBuilder::from_config(
+            settings("serverless_base_url = \"http://127.0.0.1:3\""),
+            &config,
+        )
+        .build()
+        .unwrap();
+        assert_eq!(rp.jobs().base_url(), "http://127.0.0.1:3");
     }
 }

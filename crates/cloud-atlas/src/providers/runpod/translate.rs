@@ -50,12 +50,15 @@ fn opt_bool(req: &ComputeRequest, key: &str) -> Result<Option<bool>> {
     }
 }
 
+/// Most GPUs one RunPod pod holds (the spec sets no maximum; RunPod's machines top out at 8).
+pub const MAX_GPUS_PER_POD: u32 = 8;
+
 /// The `CreatePodRequest` body for `req`, with `env` (the request's env merged with the
 /// minted auth env) as the container environment.
 ///
 /// # Errors
 /// `Validation` naming the field for what RunPod cannot express: a GPU RunPod does not
-/// offer, UDP ports, a persistent volume under 10 GB or on a CPU pod, both a persistent
+/// offer, more than [`MAX_GPUS_PER_POD`] GPUs, UDP ports, a persistent volume under 10 GB or on a CPU pod, both a persistent
 /// and a network volume, a vCPU count that is not a power of two ≥ 2, an unknown
 /// provider option. `Unsupported` for `spot` (REST v2 has no interruptible pods).
 pub fn create_body(req: &ComputeRequest, env: &BTreeMap<String, String>) -> Result<Value> {
@@ -82,6 +85,15 @@ pub fn create_body(req: &ComputeRequest, env: &BTreeMap<String, String>) -> Resu
     body.insert("image".into(), json!(req.image));
     match req.gpu {
         Some(g) => {
+            if req.gpu_count > MAX_GPUS_PER_POD {
+                return Err(Error::validation(
+                    "gpu_count",
+                    format!(
+                        "{} is more than a RunPod pod holds; allowed: 1-{MAX_GPUS_PER_POD}",
+                        req.gpu_count
+                    ),
+                ));
+            }
             let id = match req.opt_str("gpu_id") {
                 Some(id) => id.to_string(),
                 None => g.require_provider_id(NAME)?.to_string(),
@@ -517,6 +529,15 @@ mod tests {
             .build()
             .unwrap();
         let b = create_body(&req, &BTreeMap::new()).unwrap();
+        let nine = ComputeRequest::builder()
+            .gpu(Gpu::H100)
+            .gpu_count(MAX_GPUS_PER_POD + 1)
+            .image("img")
+            .build()
+            .unwrap();
+        let e = create_body(&nine, &BTreeMap::new()).unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::Validation);
+        assert!(e.message().starts_with("gpu_count"), "{e}");
         assert_eq!(
             b["gpu"],
             json!({"id": "NVIDIA H100 80GB HBM3", "count": 2, "minCudaVersion": "12.1"})
