@@ -51,6 +51,10 @@ pub fn build(name: &str, settings: ProviderSettings, config: &Config) -> Result<
             }
             Ok(Arc::new(b.build()?))
         }
+        #[cfg(feature = "lambda")]
+        "lambda" => Ok(Arc::new(
+            lambda::LambdaBuilder::from_settings(settings).build()?,
+        )),
         _ => Err(Error::validation(
             "provider",
             format!(
