@@ -43,7 +43,10 @@
 //! parses `15m`-style durations; `tracing`/`metrics` are the telemetry facades;
 //! `sha2`/`hmac`/`subtle`/`base64`/`rand` make and check tokens and signatures in constant
 //! time; `rusqlite` (bundled SQLite) persists state; `uuid` makes launch ids; `chrono`
-//! carries timestamps; `dirs` finds the platform data directory.
+//! carries timestamps; `dirs` finds the platform data directory; `serde_norway` reads
+//! flyctl's `~/.fly/config.yml` (the maintained fork of the deprecated `serde_yaml`, same
+//! API; `serde_yml` is itself deprecated and now a shim over another crate); `walkdir`
+//! walks folders for `fly.toml` discovery (depth limit, pruning, sorted, no symlink loops).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
