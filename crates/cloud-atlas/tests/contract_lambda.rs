@@ -561,3 +561,26 @@ async fn invalid_key_is_unauthorized() {
     assert!(e.message().contains("create a new one"), "{e}");
     assert!(!format!("{e:?}").contains("lambda-test-key-0123456789"));
 }
+
+#[tokio::test]
+async fn terminating_twice_is_not_found() {
+    let mut inst = sample("m_instance_get_response.json");
+    inst["data"]["status"] = json!("terminating");
+    let (base, server) = local(move |_, path, _| match path {
+        "/api/v1/instances/gone" => (200, vec![], inst.clone()),
+        _ => (404, vec![], json!({"error": {"code": "global/object-does-not-exist", "message": "Specified instance does not exist."}})),
+    })
+    .await;
+    let lambda = provider(&base);
+    let e = lambda.terminate("gone").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(e.message().contains("already terminating"), "{e}");
+    let e = lambda.terminate("never-was").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(server
+        .hits("POST /api/v1/instance-operations/terminate")
+        .is_empty());
+    // get of a terminating instance reports it terminated; listings leave it out.
+    let c = lambda.get("gone").await.unwrap();
+    assert_eq!(c.status, ComputeStatus::Terminated);
+}

@@ -594,6 +594,18 @@ impl Provider for Lambda {
     }
 
     async fn terminate(&self, id: &str) -> Result<()> {
+        // Lambda may accept a second terminate of a terminating instance; the contract
+        // says `NotFound` once it is already going or gone.
+        let v = self.instances.get(id).await?;
+        if let Some(s @ ("terminating" | "terminated" | "preempted")) =
+            v.get("status").and_then(Value::as_str)
+        {
+            return Err(
+                Error::new(ErrorKind::NotFound, format!("instance {id} is already {s}"))
+                    .with_provider(NAME)
+                    .with_operation("terminate"),
+            );
+        }
         self.instances.terminate(&[id]).await.map(|_| ())
     }
 
