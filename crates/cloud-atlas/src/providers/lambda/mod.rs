@@ -30,6 +30,12 @@
 //!    launch id; a launch that fails ambiguously (timeout or 5xx after it was sent) is
 //!    reconciled by listing instances for that name before anything else: never two instances.
 //!
+//! # Get, list, terminate
+//! Lambda statuses map as `booting` → starting, `active` → running, `terminating` →
+//! terminated, `unhealthy` → `Other("unhealthy")`. `get` of a `terminated` or `preempted`
+//! instance is `NotFound`; `list` leaves out terminated ones. `terminate` reads the
+//! instance first, so terminating something already terminating or gone is `NotFound`.
+//!
 //! # Capabilities and limits
 //! GPU catalog with live regional stock, GPU and CPU spawns, ports. Lambda cannot pause
 //! instances: `stop`/`start` are not declared and return `Unsupported` (terminate instead;
