@@ -32,7 +32,7 @@
 //! ## Cargo features
 //! - `runpod`, `lambda`, `vast`, `fly` (default): the providers; `fly` also brings Fly platform ops.
 //! - `sqlite` (default): persistence for the mock cloud, session store and token store.
-//! - `testing`: the public provider conformance suite ([`testing`]).
+//! - `testing`: the public provider conformance suite (module `testing`).
 //! - `tower`: pod-side auth layers.
 //!
 //! ## Dependencies and why
@@ -46,7 +46,9 @@
 //! carries timestamps; `dirs` finds the platform data directory; `serde_norway` reads
 //! flyctl's `~/.fly/config.yml` (the maintained fork of the deprecated `serde_yaml`, same
 //! API; `serde_yml` is itself deprecated and now a shim over another crate); `walkdir`
-//! walks folders for `fly.toml` discovery (depth limit, pruning, sorted, no symlink loops).
+//! walks folders for `fly.toml` discovery (depth limit, pruning, sorted, no symlink loops);
+//! `eventsource-stream` parses server-sent events (RunPod pod logs) so no SSE framing is
+//! hand-written.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]

@@ -1,0 +1,8 @@
+//! One file per command (or family of commands): its arguments and what it does.
+
+pub(crate) mod completions;
+pub(crate) mod compute;
+pub(crate) mod demo;
+pub(crate) mod gpus;
+pub(crate) mod job;
+pub(crate) mod providers;
