@@ -30,6 +30,9 @@
 //! | `job stream` | array of the handler's partial outputs (jsonl: one per line as they arrive) |
 //! | `job purge` | `{"endpoint_id", "purged"}` |
 //! | `job health` | [`cloud_atlas::spec::EndpointHealth`]: `jobs`, `workers`, `raw` |
+//! | `lambda ssh-keys list`, `lambda file-systems list` | arrays of `cloud_atlas::providers::lambda::{SshKey, FileSystem}` |
+//! | `lambda instance-types` | array of `{"instance_type": {name, description, gpu_description, price_cents_per_hour, specs}, "regions_with_capacity_available": [{name, description}]}` |
+//! | `lambda restart` | [`cloud_atlas::Compute`] |
 //!
 //! `spawn` is the only command whose output holds a secret: with `--auth bearer` the
 //! `auth` object carries `token` and `header` (with `--auth signed-url`,
@@ -129,6 +132,11 @@ enum Command {
         #[command(subcommand)]
         command: cmd::job::JobCommand,
     },
+    /// Lambda Cloud: SSH keys, file systems, instance types with live capacity, restart
+    Lambda {
+        #[command(subcommand)]
+        command: cmd::lambda::LambdaCommand,
+    },
     /// Print shell completions
     Completions(cmd::completions::CompletionsArgs),
     /// Run the main job on the mock cloud: spawn, wait, get, list, terminate
@@ -153,6 +161,10 @@ fn run(cli: Cli) -> Result<()> {
     if let Command::Completions(args) = &command {
         return cmd::completions::run(args);
     }
+    let mut global = global;
+    if matches!(command, Command::Lambda { .. }) {
+        global.provider.get_or_insert_with(|| "lambda".to_string());
+    }
     let ctx = Context::load(&global)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -175,6 +187,7 @@ async fn dispatch(ctx: Context, command: Command) -> Result<()> {
         Command::Start(a) => cmd::compute::act(&ctx, a, Action::Start).await,
         Command::Terminate(a) => cmd::compute::act(&ctx, a, Action::Terminate).await,
         Command::Job { command } => cmd::job::run(&ctx, command).await,
+        Command::Lambda { command } => cmd::lambda::run(&ctx, command).await,
         Command::Demo => cmd::demo::run(&ctx).await,
         Command::Completions(a) => cmd::completions::run(&a),
     }

@@ -5,4 +5,5 @@ pub(crate) mod compute;
 pub(crate) mod demo;
 pub(crate) mod gpus;
 pub(crate) mod job;
+pub(crate) mod lambda;
 pub(crate) mod providers;
