@@ -4,7 +4,7 @@
 //! `atlas lambda …` commands, with no spec violation.
 
 #[path = "../../cloud-atlas/tests/support/prism.rs"]
-#[allow(unreachable_pub, dead_code)]
+#[allow(unreachable_pub)]
 mod prism;
 
 use std::path::Path;
