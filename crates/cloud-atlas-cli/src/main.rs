@@ -33,6 +33,10 @@
 //! | `lambda ssh-keys list`, `lambda file-systems list` | arrays of `cloud_atlas::providers::lambda::{SshKey, FileSystem}` |
 //! | `lambda instance-types` | array of `{"instance_type": {name, description, gpu_description, price_cents_per_hour, specs}, "regions_with_capacity_available": [{name, description}]}` |
 //! | `lambda restart` | [`cloud_atlas::Compute`] |
+//! | `token mint` | `{"token", "hash", "header", "env": {"ATLAS_PRESHARED_KEY"}}` (the raw token, shown once) |
+//! | `token verify`, `url verify` | `{"valid": true}` (`url verify` adds `expires_at`); invalid → exit 3 |
+//! | `url sign` | `{"url", "expires_at"}` |
+//! | `fly apps`, `fly deploy`, `fly logs`, `fly token …` | see `cmd/fly.rs` (`fly deploy` exits with the deploy's own code) |
 //!
 //! `spawn` is the only command whose output holds a secret: with `--auth bearer` the
 //! `auth` object carries `token` and `header` (with `--auth signed-url`,
@@ -48,7 +52,7 @@
 //! | 0 | ok |
 //! | 1 | unknown |
 //! | 2 | validation or usage (bad flag values, missing arguments) |
-//! | 3 | unauthorized or forbidden (missing or rejected API key) |
+//! | 3 | unauthorized or forbidden (missing or rejected API key; a token or signed URL that `verify` rejects) |
 //! | 4 | not found |
 //! | 5 | rate limited |
 //! | 6 | timeout |
@@ -137,10 +141,25 @@ enum Command {
         #[command(subcommand)]
         command: cmd::lambda::LambdaCommand,
     },
+    /// Fly.io platform ops: find apps, deploy, logs, API tokens
+    Fly {
+        #[command(subcommand)]
+        command: cmd::fly::FlyCommand,
+    },
     /// Print shell completions
     Completions(cmd::completions::CompletionsArgs),
     /// Run the main job on the mock cloud: spawn, wait, get, list, terminate
     Demo,
+    /// Preshared bearer tokens for browser-to-pod auth (mint, verify)
+    Token {
+        #[command(subcommand)]
+        command: cmd::auth::TokenCmd,
+    },
+    /// Signed URLs for browser-to-pod auth (sign, verify)
+    Url {
+        #[command(subcommand)]
+        command: cmd::auth::UrlCmd,
+    },
 }
 
 fn main() -> ExitCode {
@@ -150,16 +169,25 @@ fn main() -> ExitCode {
     };
     init_tracing();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => exit::report(&e),
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli) -> Result<ExitCode> {
     let Cli { global, command } = cli;
     // Commands that need neither config nor a runtime come first, so they stay instant.
-    if let Command::Completions(args) = &command {
-        return cmd::completions::run(args);
+    match command {
+        Command::Completions(args) => {
+            return cmd::completions::run(&args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Token { command } => {
+            return cmd::auth::token(command, global.output).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Url { command } => {
+            return cmd::auth::url(command, global.output).map(|()| ExitCode::SUCCESS)
+        }
+        _ => {}
     }
     let mut global = global;
     if matches!(command, Command::Lambda { .. }) {
@@ -175,9 +203,9 @@ fn run(cli: Cli) -> Result<()> {
     rt.block_on(dispatch(ctx, command))
 }
 
-async fn dispatch(ctx: Context, command: Command) -> Result<()> {
+async fn dispatch(ctx: Context, command: Command) -> Result<ExitCode> {
     use cmd::compute::Action;
-    match command {
+    let done = match command {
         Command::Providers => cmd::providers::run(&ctx),
         Command::Gpus(a) => cmd::gpus::run(&ctx, a).await,
         Command::Spawn(a) => cmd::compute::spawn(&ctx, *a).await,
@@ -189,8 +217,12 @@ async fn dispatch(ctx: Context, command: Command) -> Result<()> {
         Command::Job { command } => cmd::job::run(&ctx, command).await,
         Command::Lambda { command } => cmd::lambda::run(&ctx, command).await,
         Command::Demo => cmd::demo::run(&ctx).await,
+        Command::Fly { command } => return cmd::fly::run(&ctx, command).await,
         Command::Completions(a) => cmd::completions::run(&a),
-    }
+        Command::Token { command } => cmd::auth::token(command, ctx.out.format()),
+        Command::Url { command } => cmd::auth::url(command, ctx.out.format()),
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }
 
 /// Logs go to stderr, and only when asked for (`ATLAS_LOG` or `RUST_LOG`).

@@ -68,6 +68,10 @@ pub fn build(name: &str, settings: ProviderSettings, config: &Config) -> Result<
         "lambda" => Ok(Arc::new(
             lambda::LambdaBuilder::from_settings(settings).build()?,
         )),
+        #[cfg(feature = "vast")]
+        "vast" => Ok(Arc::new(
+            vast::VastBuilder::from_settings(settings).build()?,
+        )),
         _ => Err(Error::validation(
             "provider",
             format!(
