@@ -36,6 +36,9 @@
 //! | `runpod volumes list\|get\|create\|update` | (array of) [`NetworkVolume`](cloud_atlas::providers::runpod::NetworkVolume): `id`, `name`, `size` (GB), `dataCenter`, `type`, `raw` |
 //! | `runpod … delete` | `{"id", "provider": "runpod", "kind", "action": "deleted"}` |
 //! | `runpod billing` | [`BillingSummary`](cloud_atlas::providers::runpod::BillingSummary): `records` (`[{start_time, end_time, resource_id, total, amounts}]`), `total`, `totals`, `start_time`, `end_time`, `bucket_size`, `raw` |
+//! | `lambda ssh-keys list`, `lambda file-systems list` | arrays of `cloud_atlas::providers::lambda::{SshKey, FileSystem}` |
+//! | `lambda instance-types` | array of `{"instance_type": {name, description, gpu_description, price_cents_per_hour, specs}, "regions_with_capacity_available": [{name, description}]}` |
+//! | `lambda restart` | [`cloud_atlas::Compute`] |
 //! | `token mint` | `{"token", "hash", "header", "env": {"ATLAS_PRESHARED_KEY"}}` (the raw token, shown once) |
 //! | `token verify`, `url verify` | `{"valid": true}` (`url verify` adds `expires_at`); invalid → exit 3 |
 //! | `url sign` | `{"url", "expires_at"}` |
@@ -141,6 +144,11 @@ enum Command {
         #[command(subcommand)]
         command: cmd::job::JobCommand,
     },
+    /// Lambda Cloud: SSH keys, file systems, instance types with live capacity, restart
+    Lambda {
+        #[command(subcommand)]
+        command: cmd::lambda::LambdaCommand,
+    },
     /// Fly.io platform ops: find apps, deploy, logs, API tokens
     Fly {
         #[command(subcommand)]
@@ -194,6 +202,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         _ => {}
     }
+    let mut global = global;
+    if matches!(command, Command::Lambda { .. }) {
+        global.provider.get_or_insert_with(|| "lambda".to_string());
+    }
     let ctx = Context::load(&global)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -218,6 +230,7 @@ async fn dispatch(ctx: Context, command: Command) -> Result<ExitCode> {
         Command::Logs(a) => cmd::logs::run(&ctx, a).await,
         Command::Job { command } => cmd::job::run(&ctx, command).await,
         Command::Runpod { command } => cmd::runpod::run(ctx, command).await,
+        Command::Lambda { command } => cmd::lambda::run(&ctx, command).await,
         Command::Demo => cmd::demo::run(&ctx).await,
         Command::Fly { command } => return cmd::fly::run(&ctx, command).await,
         Command::Completions(a) => cmd::completions::run(&a),

@@ -7,6 +7,7 @@ pub(crate) mod demo;
 pub(crate) mod fly;
 pub(crate) mod gpus;
 pub(crate) mod job;
+pub(crate) mod lambda;
 pub(crate) mod logs;
 pub(crate) mod providers;
 pub(crate) mod runpod;

@@ -55,6 +55,10 @@ pub fn build(name: &str, settings: ProviderSettings, config: &Config) -> Result<
             }
             Ok(Arc::new(b.build()?))
         }
+        #[cfg(feature = "lambda")]
+        "lambda" => Ok(Arc::new(
+            lambda::LambdaBuilder::from_settings(settings).build()?,
+        )),
         #[cfg(feature = "vast")]
         "vast" => Ok(Arc::new(
             vast::VastBuilder::from_settings(settings).build()?,

@@ -93,7 +93,7 @@ gpus! {
     /// NVIDIA RTX A4000 (16 GB).
     A4000 = "a4000", ["rtx_a4000"], mem 16, runpod Some("NVIDIA RTX A4000"), lambda None, vast Some("RTX A4000"), fly None;
     /// NVIDIA RTX 6000 Ada (48 GB).
-    RTX_6000_ADA = "rtx_6000_ada", ["rtx6000_ada", "6000_ada"], mem 48, runpod Some("NVIDIA RTX 6000 Ada Generation"), lambda Some("rtx6000ada"), vast Some("RTX 6000Ada"), fly None;
+    RTX_6000_ADA = "rtx_6000_ada", ["rtx6000_ada", "6000_ada"], mem 48, runpod Some("NVIDIA RTX 6000 Ada Generation"), lambda None, vast Some("RTX 6000Ada"), fly None;
     /// NVIDIA GeForce RTX 4090 (24 GB).
     RTX_4090 = "rtx_4090", ["4090", "rtx4090"], mem 24, runpod Some("NVIDIA GeForce RTX 4090"), lambda None, vast Some("RTX 4090"), fly None;
     /// NVIDIA GeForce RTX 3090 (24 GB).
