@@ -33,14 +33,29 @@ pub fn fixture(rel: &str) -> PathBuf {
 }
 
 fn prism_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("ATLAS_PRISM_BIN") {
+    if let Some(p) = std::env::var_os("ATLAS_PRISM_BIN").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
-    let p =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/prism/node_modules/.bin/prism");
+    static INSTALL: Mutex<()> = Mutex::new(());
+    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/prism");
+    let p = dir.join("node_modules/.bin/prism");
+    if !p.exists() {
+        // First run on a fresh machine: install the Prism pinned by tools/prism/package-lock.json.
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&dir)
+            .status()
+            .expect("npm is needed to install Prism for the contract tests");
+        assert!(
+            status.success(),
+            "`npm ci --prefix tools/prism` failed; the contract tests need Prism"
+        );
+    }
     assert!(
         p.exists(),
-        "Prism is not installed: run `npm ci --prefix tools/prism` (or set ATLAS_PRISM_BIN); contract tests need it"
+        "Prism is not installed at {}: run `npm ci --prefix tools/prism` or set ATLAS_PRISM_BIN",
+        p.display()
     );
     p
 }
