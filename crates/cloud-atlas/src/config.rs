@@ -89,8 +89,14 @@ impl ProviderSettings {
     }
 
     /// The API key, or an `Unauthorized` error that names the env var and the options.
+    ///
+    /// An empty or blank key counts as missing.
     pub fn require_api_key(&self, display_name: &str) -> Result<Secret> {
-        self.api_key.clone().ok_or_else(|| {
+        let key = self
+            .api_key
+            .clone()
+            .filter(|k| !k.expose().trim().is_empty());
+        key.ok_or_else(|| {
             let vars = api_key_env_vars(&self.provider);
             let var = vars.first().copied().unwrap_or("the provider's key variable");
             Error::new(
@@ -363,6 +369,14 @@ mod tests {
             c.provider_settings("lambda").api_key.unwrap().expose(),
             "lk"
         );
+    }
+
+    #[test]
+    fn blank_key_is_missing() {
+        let s = with_overrides(ProviderSettings::new("vast"), Some("  "), None);
+        let e = s.require_api_key("Vast.ai").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unauthorized);
+        assert!(e.message().contains("VAST_API_KEY"));
     }
 
     #[test]
