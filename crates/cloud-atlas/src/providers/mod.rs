@@ -11,6 +11,7 @@ pub mod fly_machines;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod mock;
+mod reconcile;
 #[cfg(feature = "runpod")]
 pub mod runpod;
 #[cfg(feature = "vast")]

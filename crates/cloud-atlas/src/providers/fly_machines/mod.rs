@@ -42,6 +42,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::reconcile::{find_launch, keep_first, ReconcilePolicy};
 use crate::auth::AuthHandle;
 use crate::config::ProviderSettings;
 use crate::error::{Error, ErrorKind, Result};
@@ -192,51 +193,40 @@ impl FlyMachines {
         req: &ComputeRequest,
     ) -> Result<Option<serde_json::Value>> {
         let name = req.launch_name();
-        let mut delay = self.reconcile_delay;
-        for attempt in 0..self.reconcile_attempts {
-            if attempt > 0 {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            let Ok(all) = self.api.list(app, None).await else {
-                continue;
-            };
-            let mut found: Vec<serde_json::Value> = all
-                .into_iter()
-                .filter(|m| {
-                    m.get("name").and_then(|n| n.as_str()) == Some(name.as_str())
-                        || m.pointer("/config/metadata/atlas_launch_id")
-                            .and_then(|v| v.as_str())
-                            == Some(req.launch_id.as_str())
-                })
-                .filter(|m| {
-                    !matches!(
-                        m.get("state").and_then(|s| s.as_str()),
-                        Some("destroyed" | "destroying")
-                    )
-                })
-                .collect();
-            if found.is_empty() {
-                continue;
-            }
-            found.sort_by(|a, b| {
-                let ka = a.get("created_at").and_then(|v| v.as_str()).unwrap_or("");
-                let kb = b.get("created_at").and_then(|v| v.as_str()).unwrap_or("");
-                ka.cmp(kb)
-            });
-            for extra in found.iter().skip(1) {
-                if let Some(id) = extra.get("id").and_then(|v| v.as_str()) {
-                    tracing::warn!(
-                        provider = NAME,
-                        machine = id,
-                        "destroying duplicate machine of one launch"
-                    );
-                    let _ = self.api.destroy(app, id).await;
-                }
-            }
-            return Ok(found.into_iter().next());
-        }
-        Ok(None)
+        let policy = ReconcilePolicy {
+            attempts: self.reconcile_attempts,
+            first_delay: self.reconcile_delay,
+        };
+        let mut found = find_launch(
+            policy,
+            || self.api.list(app, None),
+            |m: &serde_json::Value| {
+                let ours = m.get("name").and_then(|n| n.as_str()) == Some(name.as_str())
+                    || m.pointer("/config/metadata/atlas_launch_id")
+                        .and_then(|v| v.as_str())
+                        == Some(req.launch_id.as_str());
+                ours && !matches!(
+                    m.get("state").and_then(|s| s.as_str()),
+                    Some("destroyed" | "destroying")
+                )
+            },
+        )
+        .await?;
+        found.sort_by(|a, b| {
+            let ka = a.get("created_at").and_then(|v| v.as_str()).unwrap_or("");
+            let kb = b.get("created_at").and_then(|v| v.as_str()).unwrap_or("");
+            ka.cmp(kb)
+        });
+        let id_of = |m: &serde_json::Value| {
+            m.get("id")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
+        Ok(keep_first(NAME, found, id_of, |id| async move {
+            self.api.destroy(app, &id).await
+        })
+        .await)
     }
 }
 

@@ -63,6 +63,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
+use super::reconcile::{find_launch, keep_first, ReconcilePolicy};
 use crate::auth::AuthHandle;
 use crate::config::ProviderSettings;
 use crate::error::{Error, ErrorKind, Result};
@@ -213,34 +214,28 @@ impl Lambda {
     /// After an ambiguous launch: look for the launch's instance, allowing for listing lag.
     async fn reconcile(&self, req: &ComputeRequest) -> Result<Option<Compute>> {
         let name = req.launch_name();
-        let mut delay = self.reconcile_delay;
-        for attempt in 0..self.reconcile_attempts {
-            if attempt > 0 {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            let Ok(all) = self.instances.list().await else {
-                continue;
-            };
-            let mut found: Vec<Compute> = all
+        let policy = ReconcilePolicy {
+            attempts: self.reconcile_attempts,
+            first_delay: self.reconcile_delay,
+        };
+        let list = || async {
+            let all = self.instances.list().await?;
+            Ok(all
                 .iter()
                 .filter_map(|v| translate::compute(v).ok())
-                .filter(|c| {
-                    c.name.as_deref() == Some(name.as_str())
-                        || c.labels.get(crate::spec::LAUNCH_ID_LABEL) == Some(&req.launch_id)
-                })
-                .filter(|c| c.status != ComputeStatus::Terminated)
-                .collect();
-            if found.is_empty() {
-                continue;
-            }
-            for extra in found.iter().skip(1) {
-                tracing::warn!(provider = NAME, instance = %extra.id, "terminating a duplicate instance of one launch");
-                let _ = self.instances.terminate(&[extra.id.as_str()]).await;
-            }
-            return Ok(Some(found.swap_remove(0)));
-        }
-        Ok(None)
+                .collect::<Vec<Compute>>())
+        };
+        let found = find_launch(policy, list, |c: &Compute| {
+            (c.name.as_deref() == Some(name.as_str())
+                || c.labels.get(crate::spec::LAUNCH_ID_LABEL) == Some(&req.launch_id))
+                && c.status != ComputeStatus::Terminated
+        })
+        .await?;
+        let id_of = |c: &Compute| c.id.clone();
+        Ok(keep_first(NAME, found, id_of, |id| async move {
+            self.instances.terminate(&[id.as_str()]).await.map(|_| ())
+        })
+        .await)
     }
 
     async fn launch(

@@ -66,6 +66,7 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::reconcile::{find_launch, keep_first, ReconcilePolicy};
 use crate::auth::{AuthHandle, Secret};
 use crate::config::{Config, ProviderSettings};
 use crate::error::{Error, ErrorKind, Result};
@@ -194,54 +195,31 @@ impl RunPod {
     /// After an ambiguous create: find the launch's pod, allowing for listing lag.
     async fn reconcile(&self, req: &ComputeRequest) -> Result<Option<Value>> {
         let name = req.launch_name();
-        let pods = self.pods();
-        let mut delay = self.inner.reconcile_delay;
-        let mut last_err = None;
-        for attempt in 0..self.inner.reconcile_attempts {
-            if attempt > 0 {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            let all = match pods.list(false).await {
-                Ok(all) => all,
-                Err(e) => {
-                    tracing::debug!(error = %e, "reconcile listing failed");
-                    last_err = Some(e);
-                    continue;
-                }
-            };
-            last_err = None;
-            let mut found: Vec<Value> = all
-                .into_iter()
-                .filter(|p| p["name"].as_str() == Some(name.as_str()))
-                .filter(|p| p["status"].as_str() != Some("TERMINATED"))
-                .collect();
-            if found.is_empty() {
-                continue;
-            }
-            found.sort_by(|a, b| {
-                let ka = a["createdAt"].as_str().unwrap_or("");
-                let kb = b["createdAt"].as_str().unwrap_or("");
-                ka.cmp(kb)
-                    .then_with(|| a["id"].as_str().cmp(&b["id"].as_str()))
-            });
-            for extra in found.iter().skip(1) {
-                if let Some(id) = extra["id"].as_str() {
-                    tracing::warn!(provider = NAME, pod = id, launch = %name, "terminating duplicate pod of one launch");
-                    if let Err(e) = pods.delete(id).await {
-                        if e.kind() != ErrorKind::NotFound {
-                            tracing::error!(provider = NAME, pod = id, error = %e, "could not terminate duplicate pod");
-                        }
-                    }
-                }
-            }
-            return Ok(found.into_iter().next());
-        }
-        match last_err {
-            // Never conclude "nothing was created" from listings that all failed.
-            Some(e) => Err(e),
-            None => Ok(None),
-        }
+        let pods = &self.pods();
+        let policy = ReconcilePolicy {
+            attempts: self.inner.reconcile_attempts,
+            first_delay: self.inner.reconcile_delay,
+        };
+        let mut found = find_launch(
+            policy,
+            || pods.list(false),
+            |p: &Value| {
+                p["name"].as_str() == Some(name.as_str())
+                    && p["status"].as_str() != Some("TERMINATED")
+            },
+        )
+        .await?;
+        found.sort_by(|a, b| {
+            let ka = a["createdAt"].as_str().unwrap_or("");
+            let kb = b["createdAt"].as_str().unwrap_or("");
+            ka.cmp(kb)
+                .then_with(|| a["id"].as_str().cmp(&b["id"].as_str()))
+        });
+        let id_of = |p: &Value| p["id"].as_str().unwrap_or_default().to_string();
+        Ok(keep_first(NAME, found, id_of, |id| async move {
+            pods.delete(&id).await.map(|_| ())
+        })
+        .await)
     }
 }
 

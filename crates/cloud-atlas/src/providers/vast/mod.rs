@@ -94,6 +94,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
+use super::reconcile::{find_launch, keep_first, ReconcilePolicy};
 use crate::auth::{AuthHandle, Secret};
 use crate::config::ProviderSettings;
 use crate::error::{Error, ErrorKind, Result};
@@ -249,47 +250,33 @@ impl Vast {
     async fn reconcile(&self, req: &ComputeRequest) -> Result<Option<Value>> {
         let label = req.launch_name();
         let filter = json!({"label": {"eq": label}});
-        let mut delay = self.tuning.reconcile_delay;
-        let mut listed = false;
-        let mut last_err = None;
-        for attempt in 0..self.tuning.reconcile_attempts {
-            if attempt > 0 {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
+        let policy = ReconcilePolicy {
+            attempts: self.tuning.reconcile_attempts,
+            first_delay: self.tuning.reconcile_delay,
+        };
+        let mut found = find_launch(
+            policy,
+            || self.instances.list_all(Some(&filter)),
+            |i: &Value| {
+                i.get("label").and_then(Value::as_str) == Some(label.as_str())
+                    && translate::status(i) != ComputeStatus::Terminated
+            },
+        )
+        .await?;
+        found.sort_by_key(|i| i.get("id").and_then(Value::as_u64).unwrap_or(u64::MAX));
+        let id_of = |i: &Value| {
+            i.get("id")
+                .and_then(Value::as_u64)
+                .unwrap_or_default()
+                .to_string()
+        };
+        Ok(keep_first(NAME, found, id_of, |id| async move {
+            match id.parse::<u64>() {
+                Ok(n) => self.instances.destroy(n).await.map(|_| ()),
+                Err(_) => Ok(()),
             }
-            let all = match self.instances.list_all(Some(&filter)).await {
-                Ok(all) => all,
-                Err(e) => {
-                    last_err = Some(e);
-                    continue;
-                }
-            };
-            listed = true;
-            let mut found: Vec<Value> = all
-                .into_iter()
-                .filter(|i| i.get("label").and_then(Value::as_str) == Some(label.as_str()))
-                .filter(|i| translate::status(i) != ComputeStatus::Terminated)
-                .collect();
-            if found.is_empty() {
-                continue;
-            }
-            found.sort_by_key(|i| i.get("id").and_then(Value::as_u64).unwrap_or(u64::MAX));
-            for extra in found.iter().skip(1) {
-                if let Some(id) = extra.get("id").and_then(Value::as_u64) {
-                    tracing::warn!(
-                        provider = NAME,
-                        instance = id,
-                        "destroying a duplicate instance of one launch"
-                    );
-                    let _ = self.instances.destroy(id).await;
-                }
-            }
-            return Ok(found.into_iter().next());
-        }
-        match (listed, last_err) {
-            (false, Some(e)) => Err(e),
-            _ => Ok(None),
-        }
+        })
+        .await)
     }
 
     /// The rented instance as seen right after the rent. For spot, an instance that
