@@ -435,7 +435,7 @@ async fn release_leaves_machines_running_and_tracked() {
     let mock = Mock::in_memory();
     let store = std::sync::Arc::new(MemorySessionStore::new());
     let orch = Orchestrator::builder()
-        .store_arc(store.clone())
+        .store_arc(std::sync::Arc::<MemorySessionStore>::clone(&store))
         .provider(mock.clone())
         .config(cfg())
         .start()

@@ -272,7 +272,7 @@ async fn standalone_reaper_works_on_the_store_alone() {
     let store: Arc<dyn SessionStore> = Arc::new(MemorySessionStore::new());
     // A session tracked by an orchestrator that is released (another process's view).
     let orch = Orchestrator::builder()
-        .store_arc(store.clone())
+        .store_arc(std::sync::Arc::clone(&store))
         .provider(mock.clone())
         .config(cfg())
         .start()
@@ -285,7 +285,7 @@ async fn standalone_reaper_works_on_the_store_alone() {
         .unwrap()
         .id;
     let reaper =
-        Reaper::new(store.clone(), ReaperConfig::default()).provider(Arc::new(mock.clone()));
+        Reaper::new(Arc::clone(&store), ReaperConfig::default()).provider(Arc::new(mock.clone()));
     let dry = reaper.run(&ReapOptions::dry_run()).await.unwrap();
     assert_eq!(action(&dry, &orphan).0, ReapAction::Terminate);
     assert_eq!(action(&dry, &tracked.compute.id).0, ReapAction::Keep);

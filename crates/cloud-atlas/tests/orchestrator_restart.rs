@@ -118,7 +118,7 @@ async fn restart_readopts_sessions_from_sqlite_with_timers_from_stored_times() {
         stored.last_touch > long.last_touch,
         "the heartbeat batch reached the store"
     );
-    let orch = start(&mock, store.clone()).await;
+    let orch = start(&mock, Arc::<SqliteSessionStore>::clone(&store)).await;
     assert_eq!(orch.len(), 2);
     let again = orch.get(&short.id).unwrap();
     assert_eq!(
@@ -165,7 +165,7 @@ async fn a_terminating_session_resumes_termination_after_restart() {
         store.get(&id).await.unwrap().unwrap().state,
         SessionState::Terminating
     );
-    let orch = start(&mock, store.clone()).await;
+    let orch = start(&mock, Arc::<SqliteSessionStore>::clone(&store)).await;
     for _ in 0..200 {
         if orch.is_empty() {
             break;
@@ -220,7 +220,7 @@ async fn failed_store_write_after_spawn_terminates_the_machine() {
         inner: SqliteSessionStore::open(dir.path().join("sessions.sqlite")).unwrap(),
         fail_updates: AtomicBool::new(true),
     });
-    let orch = start(&mock, store.clone()).await;
+    let orch = start(&mock, Arc::<FailingStore>::clone(&store)).await;
     let mut all = orch.subscribe_all();
     let e = orch
         .spawn(req("dan", Duration::from_secs(3600)))
@@ -243,7 +243,7 @@ async fn crash_between_spawn_and_store_write_is_adopted_on_restart() {
         fail_updates: AtomicBool::new(true),
     });
     {
-        let orch = start(&mock, store.clone()).await;
+        let orch = start(&mock, Arc::<FailingStore>::clone(&store)).await;
         // The write fails and so does every terminate: then the process dies.
         mock.inject(MockOp::Terminate, Fault::Unavailable, 1000);
         orch.spawn(req("eve", Duration::from_secs(3600)))
@@ -279,7 +279,7 @@ async fn dangling_intents_are_adopted_or_dropped_on_restart() {
     let path = dir.path().join("sessions.sqlite");
     let (kept, ghost) = {
         let store = Arc::new(SqliteSessionStore::open(&path).unwrap());
-        let orch = start(&mock, store.clone()).await;
+        let orch = start(&mock, Arc::<SqliteSessionStore>::clone(&store)).await;
         // The provider refuses before creating anything: the intent is dropped at once.
         mock.inject(MockOp::Spawn, Fault::Unavailable, 1);
         orch.spawn(req("fay", Duration::from_secs(60)))
@@ -306,7 +306,7 @@ async fn dangling_intents_are_adopted_or_dropped_on_restart() {
     };
     assert_eq!(mock.live_count().unwrap(), 1);
     let store = Arc::new(SqliteSessionStore::open(&path).unwrap());
-    let orch = start(&mock, store.clone()).await;
+    let orch = start(&mock, Arc::<SqliteSessionStore>::clone(&store)).await;
     assert_eq!(orch.len(), 1);
     assert_eq!(
         orch.get(&kept.id).unwrap().state,

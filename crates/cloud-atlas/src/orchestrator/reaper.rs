@@ -360,15 +360,14 @@ pub(crate) fn plan(
     }
     for s in mine {
         match s.compute_id.as_deref() {
-            Some(id) if !listed_ids.contains(id) => {
-                if s.spawned_at.is_some_and(|t| t < listed_at) {
-                    let d = ReapDecision::new(
-                        provider,
-                        ReapAction::MarkTerminated,
-                        format!("tracked machine {id} is no longer listed upstream"),
-                    );
-                    out.push((d.session(s), Some(s.clone()), None));
-                }
+            // Recorded before the listing started, so the listing must have shown it.
+            Some(id) if !listed_ids.contains(id) && s.spawned_at.is_some_and(|t| t < listed_at) => {
+                let d = ReapDecision::new(
+                    provider,
+                    ReapAction::MarkTerminated,
+                    format!("tracked machine {id} is no longer listed upstream"),
+                );
+                out.push((d.session(s), Some(s.clone()), None));
             }
             None if !listed_names.contains(s.name.as_str())
                 && !in_flight.contains(&s.id)
