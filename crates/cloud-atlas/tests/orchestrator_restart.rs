@@ -91,6 +91,7 @@ async fn restart_readopts_sessions_from_sqlite_with_timers_from_stored_times() {
             .await
             .unwrap()
             .session;
+        tokio::time::sleep(Duration::from_millis(20)).await;
         orch.touch(&long.id).unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await; // one heartbeat batch persisted
                                                               // Crash: no shutdown, the handle just goes away mid-flight.

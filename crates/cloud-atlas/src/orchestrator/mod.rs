@@ -57,7 +57,7 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -263,6 +263,8 @@ impl OrchestratorBuilder {
             closed_spend: Mutex::new(closed),
             drift: Mutex::new(0.0),
             shut: AtomicBool::new(false),
+            by_user: Mutex::new(HashMap::new()),
+            states: Default::default(),
         });
         inner.readopt().await?;
         let lp = Arc::clone(&inner);
@@ -379,6 +381,10 @@ struct Inner {
     closed_spend: Mutex<BTreeMap<String, f64>>,
     drift: Mutex<f64>,
     shut: AtomicBool,
+    /// Live sessions per user (per-user limits without scanning every session).
+    by_user: Mutex<HashMap<String, HashMap<Arc<str>, Arc<Live>>>>,
+    /// Sessions pending, active, terminating (gauges without scanning).
+    states: [AtomicI64; 3],
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -650,23 +656,31 @@ impl Inner {
         })
     }
 
-    fn gauges(&self) {
-        let live = self
-            .live
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut counts: BTreeMap<&'static str, usize> =
-            SessionState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
-        for l in live.values() {
-            let st = if l.terminating.load(Ordering::Relaxed) {
-                SessionState::Terminating
-            } else {
-                lock(&l.rec).state
-            };
-            *counts.entry(st.as_str()).or_default() += 1;
+    fn state_of(l: &Live) -> SessionState {
+        if l.terminating.load(Ordering::Acquire) {
+            SessionState::Terminating
+        } else {
+            lock(&l.rec).state
         }
-        for (state, n) in counts {
-            metrics::gauge!("atlas_sessions", "state" => state).set(n as f64);
+    }
+
+    /// Adjust the count of sessions in `state` (and its gauge): O(1), no scan.
+    fn bump(&self, state: SessionState, delta: i64) {
+        let i = match state {
+            SessionState::Pending => 0,
+            SessionState::Active => 1,
+            _ => 2,
+        };
+        let n = self.states[i].fetch_add(delta, Ordering::AcqRel) + delta;
+        metrics::gauge!("atlas_sessions", "state" => state.as_str()).set(n as f64);
+    }
+
+    /// Count a live session as terminating (called once, by whoever flipped the flag).
+    fn bump_terminating(&self, l: &Live) {
+        let prev = lock(&l.rec).state;
+        if prev != SessionState::Terminating {
+            self.bump(prev, -1);
+            self.bump(SessionState::Terminating, 1);
         }
     }
 
@@ -679,30 +693,34 @@ impl Inner {
     }
 
     fn insert_live(&self, rec: Session) -> Arc<Live> {
+        let user = rec.user_id.clone();
         let l = Live::new(rec);
+        self.bump(Inner::state_of(&l), 1);
         self.live
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(Arc::clone(&l.id), Arc::clone(&l));
+        lock(&self.by_user)
+            .entry(user)
+            .or_default()
             .insert(Arc::clone(&l.id), Arc::clone(&l));
         l
     }
 
     fn user_spend(&self, user: &str, now: DateTime<Utc>) -> UserSpend {
-        let live = self
-            .live
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut u = UserSpend {
             closed_usd: lock(&self.closed_spend).get(user).copied().unwrap_or(0.0),
             ..UserSpend::default()
         };
-        for l in live.values() {
+        let mine: Vec<Arc<Live>> = lock(&self.by_user)
+            .get(user)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        for l in mine {
             let r = lock(&l.rec);
-            if r.user_id == user {
-                u.sessions += 1;
-                u.usd_per_hour += r.cost_per_hour;
-                u.live_usd += r.accrued_usd(now);
-            }
+            u.sessions += 1;
+            u.usd_per_hour += r.cost_per_hour;
+            u.live_usd += r.accrued_usd(now);
         }
         u
     }
@@ -777,6 +795,8 @@ impl Inner {
                 r.adopt(&compute, self.clock.now());
                 r.clone()
             };
+            self.bump(SessionState::Pending, -1);
+            self.bump(SessionState::Active, 1);
             if let Err(e) = self.store.update(&rec).await {
                 tracing::error!(error = %e, compute.id = %compute.id, "spawned but the record could not be written; terminating the machine");
                 self.begin_terminate(&live, TerminateReason::Orphan);
@@ -788,7 +808,6 @@ impl Inner {
             metrics::counter!("atlas_session_spawns_total", "provider" => req.provider.clone()).increment(1);
             self.events.emit(&rec.id, Some(&compute.id), self.clock.now(), EventKind::Spawned { name: rec.name.clone() });
             self.schedule(&live);
-            self.gauges();
             if compute.status == ComputeStatus::Running {
                 self.mark_running(&live, compute.http_url().map(str::to_string));
             } else if self.cfg.watch_running {
@@ -804,10 +823,22 @@ impl Inner {
     }
 
     fn forget_memory(&self, id: &Arc<str>) {
-        self.live
+        let removed = self
+            .live
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(id);
+        if let Some(l) = removed {
+            self.bump(Inner::state_of(&l), -1);
+            let user = lock(&l.rec).user_id.clone();
+            let mut by_user = lock(&self.by_user);
+            if let Some(m) = by_user.get_mut(&user) {
+                m.remove(id);
+                if m.is_empty() {
+                    by_user.remove(&user);
+                }
+            }
+        }
         let _ = self.cmd.send(Cmd::Cancel(Arc::clone(id)));
     }
 
@@ -930,6 +961,7 @@ impl Inner {
         if live.terminating.swap(true, Ordering::AcqRel) {
             return false;
         }
+        self.bump_terminating(live);
         let me = Arc::clone(self);
         let l = Arc::clone(live);
         let span = live.span.clone();
@@ -953,7 +985,6 @@ impl Inner {
             self.clock.now(),
             EventKind::Terminating { reason },
         );
-        self.gauges();
         if let Err(e) = self.store.update(&rec).await {
             tracing::warn!(error = %e, "could not record the terminating state; continuing");
         }
@@ -1021,7 +1052,6 @@ impl Inner {
                 spent_usd: spent,
             },
         );
-        self.gauges();
         tracing::info!(%reason, spent_usd = spent, "session terminated");
     }
 
@@ -1193,14 +1223,15 @@ impl Inner {
             let Some(which) = spend::crossed(limits, spend) else {
                 continue;
             };
-            let mut mine: Vec<Arc<Live>> = self
-                .live
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .values()
-                .filter(|l| lock(&l.rec).user_id == *user && !l.terminating.load(Ordering::Relaxed))
-                .cloned()
-                .collect();
+            let mut mine: Vec<Arc<Live>> = lock(&self.by_user)
+                .get(user)
+                .map(|m| {
+                    m.values()
+                        .filter(|l| !l.terminating.load(Ordering::Relaxed))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
             mine.sort_by_key(|l| std::cmp::Reverse(lock(&l.rec).created_at));
             tracing::warn!(user = %user, limit = which, "user crossed a spend cap; terminating sessions");
             let mut rate = spend.usd_per_hour;
@@ -1327,7 +1358,6 @@ impl Inner {
                 }
             }
         }
-        self.gauges();
         Ok(())
     }
 }
@@ -1355,6 +1385,7 @@ impl reaper::Effects for OrchEffects {
         match self.inner.get_live(&s.id) {
             Some(l) => {
                 if !l.terminating.swap(true, Ordering::AcqRel) {
+                    self.inner.bump_terminating(&l);
                     self.inner.finish(&l, TerminateReason::Vanished).await;
                 }
                 Ok(())
