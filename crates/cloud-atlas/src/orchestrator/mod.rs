@@ -356,6 +356,9 @@ impl Live {
     }
 }
 
+/// Live sessions keyed by session id.
+type LiveSet = HashMap<Arc<str>, Arc<Live>>;
+
 #[derive(Debug)]
 enum Cmd {
     Schedule(Arc<str>, Instant),
@@ -382,7 +385,7 @@ struct Inner {
     drift: Mutex<f64>,
     shut: AtomicBool,
     /// Live sessions per user (per-user limits without scanning every session).
-    by_user: Mutex<HashMap<String, HashMap<Arc<str>, Arc<Live>>>>,
+    by_user: Mutex<HashMap<String, LiveSet>>,
     /// Sessions pending, active, terminating (gauges without scanning).
     states: [AtomicI64; 3],
 }
