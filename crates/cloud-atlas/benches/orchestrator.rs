@@ -125,7 +125,7 @@ fn main() {
 
     // Idle CPU with N tracked sessions and nothing expiring: 3 s.
     let c0 = cpu_ns();
-    rt.block_on(tokio::time::sleep(Duration::from_secs(3)));
+    rt.block_on(async { tokio::time::sleep(Duration::from_secs(3)).await });
     let idle_cpu = cpu_ns() - c0;
 
     // End to end: the 1% short sessions idle out (20 s after spawn) and are terminated.
