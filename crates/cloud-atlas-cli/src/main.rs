@@ -1,2 +1,230 @@
-//! The `atlas` command (being built).
-fn main() {}
+//! `atlas`: spawn, inspect and terminate GPU/CPU compute on any cloud-atlas provider.
+//!
+//! ```text
+//! atlas [--provider P] [--api-key K] [--base-url URL] [--config FILE] [-o table|json|jsonl] <command>
+//! ```
+//!
+//! The provider is `--provider`, else `default_provider` from `atlas.toml`, else `mock`
+//! (the embedded mock cloud, SQLite under the data directory; no keys needed).
+//! API keys come from `--api-key`, `atlas.toml` or the provider's env var
+//! (`RUNPOD_API_KEY`, `LAMBDA_API_KEY`, `VAST_API_KEY`, `FLY_API_TOKEN`).
+//!
+//! # Output
+//!
+//! `-o table` (default) prints tables for people: they respect `NO_COLOR` and fit the
+//! terminal width. `-o json` prints one JSON document on stdout: an object for commands
+//! about one thing, an array for listings. `-o jsonl` prints the same objects one per line
+//! (a listing is one line per item; a single result is one line).
+//!
+//! The JSON shapes are the serialized library types, so they are stable and documented
+//! there:
+//!
+//! | command | shape |
+//! |---|---|
+//! | `spawn`, `get` | [`cloud_atlas::Compute`]: `id`, `provider`, `status`, `public_ip`, `ports` (`[{internal, external, protocol, url}]`), `gpu`, `gpu_count`, `cost_per_hour`, `region`, `image`, `name`, `labels`, `auth`, `created_at`, `raw` |
+//! | `ls` | array of [`cloud_atlas::Compute`] |
+//! | `stop`, `start`, `terminate` | `{"id", "provider", "action": "stopped" \| "started" \| "terminated"}` |
+//! | `gpus` | array of [`cloud_atlas::GpuType`]: `provider`, `id`, `gpu`, `name`, `memory_gb`, `gpu_count`, `price_on_demand`, `price_spot`, `price_community`, `available`, `stock`, `regions`, `raw` |
+//! | `providers` | array of `{"name", "default", "available", "capabilities": [..], "max_gpus_per_instance", "api_key": {"required", "configured", "source", "env_vars": [..]}, "note"}` |
+//! | `job run`, `job status`, `job cancel`, `job retry` | [`cloud_atlas::Job`]: `id`, `endpoint_id`, `status`, `output`, `error`, `delay_time_ms`, `execution_time_ms`, `raw` |
+//! | `job stream` | array of the handler's partial outputs (jsonl: one per line as they arrive) |
+//! | `job purge` | `{"endpoint_id", "purged"}` |
+//! | `job health` | [`cloud_atlas::spec::EndpointHealth`]: `jobs`, `workers`, `raw` |
+//! | `token mint` | `{"token", "hash", "header", "env": {"ATLAS_PRESHARED_KEY"}}` (the raw token, shown once) |
+//! | `token verify`, `url verify` | `{"valid": true}` (`url verify` adds `expires_at`); invalid → exit 3 |
+//! | `url sign` | `{"url", "expires_at"}` |
+//! | `fly apps`, `fly deploy`, `fly logs`, `fly token …` | see `cmd/fly.rs` (`fly deploy` exits with the deploy's own code) |
+//!
+//! `spawn` is the only command whose output holds a secret: with `--auth bearer` the
+//! `auth` object carries `token` and `header` (with `--auth signed-url`,
+//! `signing_secret`). They are shown once; later reads carry only `token_hash`.
+//!
+//! # Errors and exit codes
+//!
+//! Errors go to stderr as one line, `error: <what happened and what to do>`, and the
+//! process exits with a code for the error's kind:
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | ok |
+//! | 1 | unknown |
+//! | 2 | validation or usage (bad flag values, missing arguments) |
+//! | 3 | unauthorized or forbidden (missing or rejected API key; a token or signed URL that `verify` rejects) |
+//! | 4 | not found |
+//! | 5 | rate limited |
+//! | 6 | timeout |
+//! | 7 | unsupported by the provider |
+//! | 8 | no capacity |
+//! | 9 | provider error |
+//! | 10 | transport (network) |
+//!
+//! Set `ATLAS_LOG` (or `RUST_LOG`), e.g. `ATLAS_LOG=debug`, to log to stderr.
+
+mod cmd;
+mod context;
+mod exit;
+mod output;
+mod wait;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use cloud_atlas::{Error, ErrorKind, Result};
+
+use crate::context::Context;
+use crate::output::Format;
+
+/// Spawn, inspect and terminate GPU/CPU compute on RunPod, Lambda, Vast.ai, Fly Machines or the mock cloud.
+#[derive(Debug, Parser)]
+#[command(
+    name = "atlas",
+    version,
+    propagate_version = true,
+    arg_required_else_help = true
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct GlobalArgs {
+    /// Provider to use [default: `default_provider` from atlas.toml, else mock]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub(crate) provider: Option<String>,
+    /// API key for the provider (overrides atlas.toml and the env var)
+    #[arg(long, global = true, value_name = "KEY")]
+    pub(crate) api_key: Option<String>,
+    /// Base URL of the provider's API (e.g. a local contract server)
+    #[arg(long, global = true, value_name = "URL")]
+    pub(crate) base_url: Option<String>,
+    /// Config file [default: $ATLAS_CONFIG, else the nearest atlas.toml]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Output format
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Table)]
+    pub(crate) output: Format,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Known providers, their capabilities and whether a key is configured
+    Providers,
+    /// GPU catalog with prices
+    Gpus(cmd::gpus::GpusArgs),
+    /// Spawn compute (starts billing)
+    Spawn(Box<cmd::compute::SpawnArgs>),
+    /// List compute
+    Ls(cmd::compute::LsArgs),
+    /// Show one compute
+    Get(cmd::compute::IdArg),
+    /// Stop (pause) compute; storage may keep billing
+    Stop(cmd::compute::IdArg),
+    /// Start stopped compute (starts billing)
+    Start(cmd::compute::IdArg),
+    /// Terminate compute (stops billing)
+    Terminate(cmd::compute::IdArg),
+    /// Serverless jobs (job ids are scoped to an endpoint)
+    Job {
+        #[command(subcommand)]
+        command: cmd::job::JobCommand,
+    },
+    /// Fly.io platform ops: find apps, deploy, logs, API tokens
+    Fly {
+        #[command(subcommand)]
+        command: cmd::fly::FlyCommand,
+    },
+    /// Print shell completions
+    Completions(cmd::completions::CompletionsArgs),
+    /// Run the main job on the mock cloud: spawn, wait, get, list, terminate
+    Demo,
+    /// Preshared bearer tokens for browser-to-pod auth (mint, verify)
+    Token {
+        #[command(subcommand)]
+        command: cmd::auth::TokenCmd,
+    },
+    /// Signed URLs for browser-to-pod auth (sign, verify)
+    Url {
+        #[command(subcommand)]
+        command: cmd::auth::UrlCmd,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return exit::clap_error(e),
+    };
+    init_tracing();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => exit::report(&e),
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let Cli { global, command } = cli;
+    // Commands that need neither config nor a runtime come first, so they stay instant.
+    match command {
+        Command::Completions(args) => {
+            return cmd::completions::run(&args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Token { command } => {
+            return cmd::auth::token(command, global.output).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Url { command } => {
+            return cmd::auth::url(command, global.output).map(|()| ExitCode::SUCCESS)
+        }
+        _ => {}
+    }
+    let ctx = Context::load(&global)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            Error::new(ErrorKind::Unknown, "cannot start the async runtime").with_source(e)
+        })?;
+    rt.block_on(dispatch(ctx, command))
+}
+
+async fn dispatch(ctx: Context, command: Command) -> Result<ExitCode> {
+    use cmd::compute::Action;
+    let done = match command {
+        Command::Providers => cmd::providers::run(&ctx),
+        Command::Gpus(a) => cmd::gpus::run(&ctx, a).await,
+        Command::Spawn(a) => cmd::compute::spawn(&ctx, *a).await,
+        Command::Ls(a) => cmd::compute::ls(&ctx, a).await,
+        Command::Get(a) => cmd::compute::get(&ctx, a).await,
+        Command::Stop(a) => cmd::compute::act(&ctx, a, Action::Stop).await,
+        Command::Start(a) => cmd::compute::act(&ctx, a, Action::Start).await,
+        Command::Terminate(a) => cmd::compute::act(&ctx, a, Action::Terminate).await,
+        Command::Job { command } => cmd::job::run(&ctx, command).await,
+        Command::Demo => cmd::demo::run(&ctx).await,
+        Command::Fly { command } => return cmd::fly::run(&ctx, command).await,
+        Command::Completions(a) => cmd::completions::run(&a),
+        Command::Token { command } => cmd::auth::token(command, ctx.out.format()),
+        Command::Url { command } => cmd::auth::url(command, ctx.out.format()),
+    };
+    done.map(|()| ExitCode::SUCCESS)
+}
+
+/// Logs go to stderr, and only when asked for (`ATLAS_LOG` or `RUST_LOG`).
+fn init_tracing() {
+    let filter = std::env::var("ATLAS_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .filter(|f| !f.trim().is_empty());
+    if let Some(filter) = filter {
+        let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(output::stderr_color())
+            .try_init();
+    }
+}

@@ -13,7 +13,7 @@ use crate::spec::{Capabilities, Capability, Compute, ComputeRequest, GpuType, Li
 ///
 /// ```
 /// # async fn demo() -> cloud_atlas::Result<()> {
-/// use cloud_atlas::{Atlas, ComputeRequest, Gpu, providers::mock::Mock};
+/// use cloud_atlas::{Atlas, ComputeRequest, Gpu, Provider, providers::mock::Mock};
 /// let atlas = Atlas::builder().provider(Mock::in_memory()).build()?;
 /// let req = ComputeRequest::builder().gpu(Gpu::H100).image("img").build()?;
 /// let compute = atlas.default_provider()?.spawn(&req).await?;

@@ -32,8 +32,8 @@
 //! ## Cargo features
 //! - `runpod`, `lambda`, `vast`, `fly` (default): the providers; `fly` also brings Fly platform ops.
 //! - `sqlite` (default): persistence for the mock cloud, session store and token store.
-//! - `testing`: the public provider conformance suite ([`testing`]).
-//! - `tower`: pod-side auth layers.
+//! - `testing`: the public provider conformance suite (module `testing`).
+//! - `tower`: pod-side auth layers (module `auth::layer`).
 //!
 //! ## Dependencies and why
 //! `reqwest` (rustls) is the one pooled HTTP client; `backon` computes jittered
@@ -46,7 +46,11 @@
 //! carries timestamps; `dirs` finds the platform data directory; `serde_norway` reads
 //! flyctl's `~/.fly/config.yml` (the maintained fork of the deprecated `serde_yaml`, same
 //! API; `serde_yml` is itself deprecated and now a shim over another crate); `walkdir`
-//! walks folders for `fly.toml` discovery (depth limit, pruning, sorted, no symlink loops).
+//! walks folders for `fly.toml` discovery (depth limit, pruning, sorted, no symlink loops);
+//! `eventsource-stream` parses server-sent events (RunPod pod logs) so no SSE framing is
+//! hand-written; `percent-encoding` decodes signed-URL query bytes exactly (no lossy
+//! UTF-8), which ExAtlas byte-compatibility needs; `http`/`tower-layer`/`tower-service`
+//! (feature `tower`) type the pod-side auth layers without pulling in all of `tower`.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]

@@ -271,3 +271,14 @@ async fn dropping_the_stream_stops_the_deploy() {
     drop(s);
     assert_process_ends(pid).await;
 }
+
+#[tokio::test]
+async fn cancel_stops_the_group_and_waits_for_it() {
+    let f = fake(r#"echo $$ > "$LOG"; echo started; sleep 30 & wait"#);
+    let mut s = stream_deploy(&f.app_dir, None, &opts(&f)).await.unwrap();
+    assert_eq!(s.next_line().await.unwrap().text, "started");
+    let pid = read_pid(&f.log);
+    let outcome = s.cancel().await.unwrap();
+    assert_eq!(outcome.status, DeployStatus::Failed { code: None });
+    assert_process_ends(pid).await;
+}

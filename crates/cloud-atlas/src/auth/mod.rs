@@ -2,7 +2,12 @@
 
 mod handle;
 pub mod secret;
+pub mod signed_url;
 pub mod token;
+
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod layer;
 
 pub use handle::{AuthHandle, SIGNING_SECRET_ENV};
 pub use secret::Secret;

@@ -267,6 +267,20 @@ impl DeployStream {
     }
 }
 
+impl DeployStream {
+    /// Stop the deploy now (e.g. on Ctrl-C): its process group is stopped (`SIGTERM`,
+    /// then `SIGKILL` after the grace period) and this waits until that is done.
+    /// Unread lines are discarded. The outcome is a failure without an exit code,
+    /// unless the deploy had already ended on its own.
+    ///
+    /// # Errors
+    /// As [`outcome`](Self::outcome).
+    pub async fn cancel(mut self) -> Result<DeployOutcome> {
+        self.lines.close();
+        self.outcome().await
+    }
+}
+
 impl Stream for DeployStream {
     type Item = DeployLine;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<DeployLine>> {

@@ -169,6 +169,8 @@ pub struct ApiClient {
     pacer: Option<Arc<Pacer>>,
     parse_error: ErrorParser,
     extra_headers: HeaderMap,
+    /// The auth secret, shared with responses so decode errors can be redacted.
+    secret: Option<Arc<Secret>>,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -209,6 +211,7 @@ impl ApiClient {
             provider,
             api,
             base: base_url.trim_end_matches('/').to_string(),
+            secret: auth.secret().cloned().map(Arc::new),
             auth,
             retry: RetryConfig::default(),
             pacer: None,
@@ -299,6 +302,17 @@ impl ApiClient {
             None => redact_text(text, &[]),
         }
     }
+
+    fn redactor(&self, query: &[(String, String)]) -> Redactor {
+        Redactor {
+            secret: self.secret.clone(),
+            query: query
+                .iter()
+                .filter(|(k, _)| redact::is_secret_name(k))
+                .map(|(_, v)| v.clone())
+                .collect(),
+        }
+    }
 }
 
 /// A request being built; finish with [`send`](Self::send), [`json`](Self::json) or [`send_streaming`](Self::send_streaming).
@@ -315,6 +329,31 @@ pub struct ApiRequest<'a> {
     headers: HeaderMap,
 }
 
+/// The secrets one request carries (the client's key, secret-looking query values),
+/// for redacting what the provider sends back.
+#[derive(Clone, Default)]
+struct Redactor {
+    secret: Option<Arc<Secret>>,
+    query: Vec<String>,
+}
+
+impl Redactor {
+    fn redact(&self, text: &str) -> String {
+        let mut known: Vec<&str> = Vec::with_capacity(1 + self.query.len());
+        if let Some(s) = &self.secret {
+            known.push(s.expose());
+        }
+        known.extend(self.query.iter().map(String::as_str));
+        redact_text(text, &known)
+    }
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Redactor")
+    }
+}
+
 /// A response whose status was a success, with its body read.
 #[derive(Debug, Clone)]
 pub struct ApiResponse {
@@ -324,21 +363,29 @@ pub struct ApiResponse {
     pub headers: HeaderMap,
     /// Body.
     pub body: Bytes,
+    redactor: Redactor,
 }
 
 impl ApiResponse {
-    /// Decode the body as JSON; a failure is a `Provider` error naming the JSON path.
+    /// Decode the body as JSON; a failure is a `Provider` error naming the JSON path,
+    /// with the body (redacted) as `raw`.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        // Fast path without path tracking; decode again only to name the failing path.
+        if let Ok(v) = serde_json::from_slice(&self.body) {
+            return Ok(v);
+        }
         let de = &mut serde_json::Deserializer::from_slice(&self.body);
         serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let text = String::from_utf8_lossy(&self.body);
+            // serde quotes the offending value, which may be anything the provider sent.
+            let why = self.redactor.redact(&e.inner().to_string());
             Error::new(
                 ErrorKind::Provider,
-                format!("could not decode the response at `{path}`: {}", e.inner()),
+                format!("could not decode the response at `{path}`: {why}"),
             )
             .with_status(self.status)
-            .with_raw(redact_text(&text, &[]))
+            .with_raw(self.redactor.redact(&text))
         })
     }
     /// The body as text (lossy UTF-8).
@@ -348,9 +395,24 @@ impl ApiResponse {
 }
 
 enum Attempt {
-    Done(reqwest::Response),
-    Retry { err: Error, wait: Option<Duration> },
+    /// A success head; the body is not read yet.
+    Head(reqwest::Response),
+    /// A success with its whole body.
+    Full(ApiResponse),
+    Retry {
+        err: Error,
+        wait: Option<Duration>,
+    },
     Fail(Error),
+}
+
+/// The redacted URL, formatted only when a span or event is actually recorded.
+struct ShownUrl<'a>(&'a Url);
+
+impl std::fmt::Display for ShownUrl<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact_url(self.0))
+    }
 }
 
 impl<'a> ApiRequest<'a> {
@@ -413,39 +475,26 @@ impl<'a> ApiRequest<'a> {
     }
 
     /// Send with retries and read the whole body; non-2xx becomes an [`Error`].
+    ///
+    /// The body is read inside the retry loop: a replayable request whose body fails
+    /// or times out is retried; for an [`Idempotency::Unsafe`] one the error is
+    /// ambiguous (the provider answered, so the create happened).
     pub async fn send(self) -> Result<ApiResponse> {
         let timeout = self
             .timeout
             .unwrap_or(self.api.http.options.request_timeout);
-        let resp = self.send_inner(Some(timeout)).await?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(|e| {
-            let kind = if e.is_timeout() {
-                ErrorKind::Timeout
-            } else {
-                ErrorKind::Transport
-            };
-            let mut err = Error::new(
-                kind,
-                format!(
-                    "reading the response body failed{}",
-                    if e.is_timeout() { " (timed out)" } else { "" }
-                ),
-            )
-            .with_status(status)
-            .with_source(strip_url(e));
-            if !self.idempotency.replayable() {
-                err = err.with_ambiguous();
-            }
-            err
-        });
-        let body = body.map_err(|e| self.context(e))?;
-        Ok(ApiResponse {
-            status,
-            headers,
-            body,
-        })
+        match self.send_inner(Some(timeout), true).await? {
+            Attempt::Full(r) => Ok(r),
+            Attempt::Head(resp) => match self.read_body(&resp.url().clone(), resp).await {
+                Attempt::Full(r) => Ok(r),
+                Attempt::Retry { err, .. } | Attempt::Fail(err) => Err(self.context(err)),
+                Attempt::Head(_) => Err(self.context(Error::new(
+                    ErrorKind::Unknown,
+                    "the response body was not read",
+                ))),
+            },
+            Attempt::Retry { err, .. } | Attempt::Fail(err) => Err(self.context(err)),
+        }
     }
 
     /// Send with retries and decode the JSON body into `T`.
@@ -459,21 +508,31 @@ impl<'a> ApiRequest<'a> {
     }
 
     /// Send with retries up to the response head; the body is left to stream
-    /// (server-sent events, logs). No overall timeout is applied to the body.
+    /// (server-sent events, logs). The head must arrive within the request timeout
+    /// ([`timeout`](Self::timeout) or [`HttpOptions::request_timeout`]); no timeout is
+    /// applied to the body.
     pub async fn send_streaming(self) -> Result<reqwest::Response> {
-        self.send_inner(None).await
+        match self.send_inner(None, false).await? {
+            Attempt::Head(r) => Ok(r),
+            Attempt::Full(_) => Err(self.context(Error::new(
+                ErrorKind::Unknown,
+                "the response body was read although streaming was asked for",
+            ))),
+            Attempt::Retry { err, .. } | Attempt::Fail(err) => Err(self.context(err)),
+        }
     }
 
-    async fn send_inner(&self, timeout: Option<Duration>) -> Result<reqwest::Response> {
+    /// The retry loop. Returns `Ok(Attempt::Head)` or `Ok(Attempt::Full)` (when
+    /// `buffered`); every failure comes back as `Err` with context.
+    async fn send_inner(&self, timeout: Option<Duration>, buffered: bool) -> Result<Attempt> {
         let url = self.url()?;
-        let shown = redact_url(&url);
         let span = tracing::info_span!(
             "atlas.http",
-            otel.name = %format!("{} {}", self.method, self.operation),
+            otel.name = %format_args!("{} {}", self.method, self.operation),
             provider = self.api.provider,
             api = self.api.api,
             http.request.method = %self.method,
-            url.full = %shown,
+            url.full = %ShownUrl(&url),
             http.response.status_code = tracing::field::Empty,
             http.request.resend_count = tracing::field::Empty,
             error.type = tracing::field::Empty,
@@ -486,11 +545,16 @@ impl<'a> ApiRequest<'a> {
                 if let Some(p) = &self.api.pacer {
                     p.acquire().await;
                 }
-                let attempt = self.attempt(&url, timeout).await;
+                let attempt = match self.attempt(&url, timeout).await {
+                    Attempt::Head(resp) if buffered => self.read_body(&url, resp).await,
+                    other => other,
+                };
                 let (err, wait) = match attempt {
-                    Attempt::Done(r) => {
-                        tracing::Span::current().record("http.request.resend_count", retries);
-                        return Ok(r);
+                    done @ (Attempt::Head(_) | Attempt::Full(_)) => {
+                        if retries > 0 {
+                            tracing::Span::current().record("http.request.resend_count", retries);
+                        }
+                        return Ok(done);
                     }
                     Attempt::Fail(e) => {
                         tracing::Span::current().record("error.type", e.kind().as_str());
@@ -499,6 +563,7 @@ impl<'a> ApiRequest<'a> {
                     Attempt::Retry { err, wait } => (err, wait),
                 };
                 let Some(next) = backoff.next() else {
+                    tracing::Span::current().record("error.type", err.kind().as_str());
                     return Err(
                         self.context(err.with_message_suffix(&format!("after {retries} retries")))
                     );
@@ -506,10 +571,11 @@ impl<'a> ApiRequest<'a> {
                 let wait = wait.unwrap_or(next);
                 let elapsed = started.elapsed();
                 if elapsed + wait > self.api.retry.retry_timeout {
+                    tracing::Span::current().record("error.type", err.kind().as_str());
                     return Err(self.context(err.with_message_suffix(&format!(
                         "after {retries} retries in {:.1}s (retry budget {}s)",
                         elapsed.as_secs_f64(),
-                        self.api.retry.retry_timeout.as_secs()
+                        self.api.retry.retry_timeout.as_secs_f64()
                     ))));
                 }
                 if let (Some(p), Some(ra)) = (&self.api.pacer, err.retry_after()) {
@@ -524,14 +590,57 @@ impl<'a> ApiRequest<'a> {
         .await
     }
 
+    /// Read a success response's whole body (within the attempt's timeout).
+    async fn read_body(&self, url: &Url, mut resp: reqwest::Response) -> Attempt {
+        let status = resp.status().as_u16();
+        let headers = std::mem::take(resp.headers_mut());
+        match resp.bytes().await {
+            Ok(body) => Attempt::Full(ApiResponse {
+                status,
+                headers,
+                body,
+                redactor: self.api.redactor(&self.query),
+            }),
+            Err(e) => {
+                let timed_out = e.is_timeout();
+                let kind = if timed_out {
+                    ErrorKind::Timeout
+                } else {
+                    ErrorKind::Transport
+                };
+                let err = Error::new(
+                    kind,
+                    format!(
+                        "reading the response body from {} failed{}",
+                        host_of(url),
+                        if timed_out { " (timed out)" } else { "" }
+                    ),
+                )
+                .with_status(status)
+                .with_source(strip_url(e));
+                if self.idempotency.replayable() {
+                    Attempt::Retry { err, wait: None }
+                } else {
+                    Attempt::Fail(err.with_ambiguous().with_message_suffix(
+                        "; the provider accepted the request, so it may have taken effect",
+                    ))
+                }
+            }
+        }
+    }
+
     async fn attempt(&self, url: &Url, timeout: Option<Duration>) -> Attempt {
         let mut rb = self
             .api
             .http
             .client
-            .request(self.method.clone(), url.clone())
-            .headers(self.api.extra_headers.clone())
-            .headers(self.headers.clone());
+            .request(self.method.clone(), url.clone());
+        if !self.api.extra_headers.is_empty() {
+            rb = rb.headers(self.api.extra_headers.clone());
+        }
+        if !self.headers.is_empty() {
+            rb = rb.headers(self.headers.clone());
+        }
         if let Some(t) = timeout {
             rb = rb.timeout(t);
         }
@@ -548,8 +657,45 @@ impl<'a> ApiRequest<'a> {
             rb = rb.json(b);
         }
         let t0 = Instant::now();
-        let method = self.method.as_str();
-        match rb.send().await {
+        let method = &self.method;
+        let sent =
+            match timeout {
+                Some(_) => rb.send().await,
+                // Streaming: reqwest's timeout would cut the body, so bound only the head.
+                None => {
+                    let head = self
+                        .timeout
+                        .unwrap_or(self.api.http.options.request_timeout);
+                    match tokio::time::timeout(head, rb.send()).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            telemetry::record(
+                                self.api.provider,
+                                self.api.api,
+                                method,
+                                None,
+                                t0.elapsed(),
+                            );
+                            let err = Error::new(
+                                ErrorKind::Timeout,
+                                format!(
+                                    "timed out after {:.1}s waiting for the response head from {}",
+                                    head.as_secs_f64(),
+                                    host_of(url)
+                                ),
+                            );
+                            return if self.idempotency.replayable() {
+                                Attempt::Retry { err, wait: None }
+                            } else {
+                                Attempt::Fail(err.with_ambiguous().with_message_suffix(
+                                    "; the request may have reached the provider",
+                                ))
+                            };
+                        }
+                    }
+                }
+            };
+        match sent {
             Err(e) => {
                 telemetry::record(self.api.provider, self.api.api, method, None, t0.elapsed());
                 let connect = e.is_connect();
@@ -587,7 +733,7 @@ impl<'a> ApiRequest<'a> {
                 );
                 tracing::Span::current().record("http.response.status_code", status);
                 if resp.status().is_success() {
-                    return Attempt::Done(resp);
+                    return Attempt::Head(resp);
                 }
                 let headers = resp.headers().clone();
                 let retry_after = headers
@@ -595,7 +741,7 @@ impl<'a> ApiRequest<'a> {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| parse_retry_after(v, SystemTime::now()));
                 let text = resp.text().await.unwrap_or_default();
-                let redacted = self.api.redact(&text);
+                let redacted = self.api.redactor(&self.query).redact(&text);
                 let mut err = (self.api.parse_error)(status, &headers, &redacted)
                     .with_status(status)
                     .with_raw(redacted);

@@ -38,6 +38,19 @@ pub fn known() -> Vec<&'static str> {
 pub fn build(name: &str, settings: ProviderSettings, config: &Config) -> Result<Arc<dyn Provider>> {
     match name {
         "mock" => Ok(Arc::new(mock::Mock::from_config(config, &settings)?)),
+        #[cfg(feature = "runpod")]
+        "runpod" => {
+            let mut b = runpod::RunPodBuilder::from_settings(settings);
+            if !b.has_serverless_base_url() {
+                if let Some(u) = config
+                    .env(runpod::SERVERLESS_BASE_URL_ENV)
+                    .filter(|u| !u.is_empty())
+                {
+                    b = b.with_serverless_base_url(u);
+                }
+            }
+            Ok(Arc::new(b.build()?))
+        }
         #[cfg(feature = "fly")]
         "fly" => {
             let mut b = fly_machines::FlyMachinesBuilder::from_settings(settings);
@@ -51,6 +64,10 @@ pub fn build(name: &str, settings: ProviderSettings, config: &Config) -> Result<
             }
             Ok(Arc::new(b.build()?))
         }
+        #[cfg(feature = "vast")]
+        "vast" => Ok(Arc::new(
+            vast::VastBuilder::from_settings(settings).build()?,
+        )),
         _ => Err(Error::validation(
             "provider",
             format!(

@@ -2,3 +2,5 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod prism;
+pub mod queue_server;
+pub mod vast_server;

@@ -153,3 +153,26 @@ impl Drop for Prism {
         let _ = self.child.wait();
     }
 }
+
+/// A Prism that asserts, when dropped, that it saw no request violating the spec
+/// (for guards held by the conformance suite, whose cases cannot call the check).
+pub struct StrictPrism(pub Prism);
+
+impl StrictPrism {
+    /// Start a strict Prism with the spec at `tests/fixtures/<spec>`.
+    pub fn start(spec: &str) -> StrictPrism {
+        StrictPrism(Prism::start(spec))
+    }
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        self.0.base_url()
+    }
+}
+
+impl Drop for StrictPrism {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.0.assert_no_violations();
+        }
+    }
+}

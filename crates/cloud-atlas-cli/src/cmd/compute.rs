@@ -1,0 +1,573 @@
+//! Compute commands: `spawn`, `ls`, `get`, `stop`, `start`, `terminate`.
+//!
+//! `spawn`'s flags mirror [`ComputeRequest`]; every value is checked by the library's
+//! builder, so a bad one is a one-line `Validation` error naming the field (exit 2).
+
+use std::time::Duration;
+
+use clap::Args;
+use cloud_atlas::auth::AuthHandle;
+use cloud_atlas::spec::parse_duration;
+use cloud_atlas::{
+    AuthMode, CloudType, Compute, ComputeRequest, ComputeStatus, Error, ErrorKind, Gpu, ListFilter,
+    Provider, Result,
+};
+use comfy_table::Cell;
+use serde::Serialize;
+
+use crate::context::Context;
+use crate::output::{or_dash, price, Out};
+use crate::wait::{self, Progress};
+
+/// Arguments of `atlas spawn` (they mirror `ComputeRequest`).
+#[derive(Debug, Default, Args)]
+pub(crate) struct SpawnArgs {
+    /// GPU model (h100, a100-80g, rtx-4090, …); omit for CPU-only compute
+    #[arg(long, value_name = "GPU")]
+    pub(crate) gpu: Option<String>,
+    /// GPUs per machine [default: 1 with --gpu]
+    #[arg(long, value_name = "N")]
+    pub(crate) gpu_count: Option<u32>,
+    /// vCPUs (CPU-only compute, or a floor)
+    #[arg(long, value_name = "N")]
+    pub(crate) cpus: Option<u32>,
+    /// Memory in GB (CPU-only compute, or a floor)
+    #[arg(long, value_name = "GB")]
+    pub(crate) memory_gb: Option<u32>,
+    /// Container image (required)
+    #[arg(long, value_name = "IMAGE")]
+    pub(crate) image: Option<String>,
+    /// Machine pool: secure, community or any [default: any]
+    #[arg(long, value_name = "TYPE")]
+    pub(crate) cloud: Option<String>,
+    /// Interruptible/spot pricing
+    #[arg(long)]
+    pub(crate) spot: bool,
+    /// Preferred region, most preferred first (repeatable)
+    #[arg(long = "region", value_name = "REGION")]
+    pub(crate) regions: Vec<String>,
+    /// Port to expose, PORT/PROTO with PROTO http, tcp or udp (repeatable), e.g. 8000/http
+    #[arg(long = "port", value_name = "PORT/PROTO")]
+    pub(crate) ports: Vec<String>,
+    /// Environment variable KEY=VALUE (repeatable)
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub(crate) env: Vec<String>,
+    /// Persistent volume in GB
+    #[arg(long, value_name = "GB")]
+    pub(crate) volume_gb: Option<u32>,
+    /// Container disk in GB
+    #[arg(long, value_name = "GB")]
+    pub(crate) disk_gb: Option<u32>,
+    /// Provider network volume to attach
+    #[arg(long, value_name = "ID")]
+    pub(crate) network_volume: Option<String>,
+    /// Provider template
+    #[arg(long, value_name = "ID")]
+    pub(crate) template: Option<String>,
+    /// Name prefix (lowercase letters, digits, -); a unique launch id is appended
+    #[arg(long, value_name = "NAME")]
+    pub(crate) name: Option<String>,
+    /// Browser-to-pod auth: none, bearer or signed-url [default: none]
+    #[arg(long, value_name = "MODE")]
+    pub(crate) auth: Option<String>,
+    /// Idle time-to-live, e.g. 15m (enforced by the orchestrator)
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) idle_ttl: Option<String>,
+    /// Maximum runtime, e.g. 2h
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) max_runtime: Option<String>,
+    /// Provider-specific option key=value; the value is JSON if it parses, else a string (repeatable)
+    #[arg(long = "provider-opt", value_name = "KEY=VALUE")]
+    pub(crate) provider_opts: Vec<String>,
+    /// Label key=value (repeatable)
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub(crate) labels: Vec<String>,
+    /// Wait until the compute is running
+    #[arg(long)]
+    pub(crate) wait: bool,
+    /// How long --wait waits, e.g. 10m
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10m",
+        requires = "wait"
+    )]
+    pub(crate) timeout: String,
+}
+
+impl SpawnArgs {
+    /// The validated request.
+    ///
+    /// # Errors
+    /// `Validation` naming the first bad field and what is allowed.
+    pub(crate) fn request(&self) -> Result<ComputeRequest> {
+        let mut b = ComputeRequest::builder();
+        if let Some(g) = &self.gpu {
+            b = b.gpu(g.parse::<Gpu>()?);
+        }
+        if let Some(n) = self.gpu_count {
+            b = b.gpu_count(n);
+        }
+        if let Some(n) = self.cpus {
+            b = b.cpus(n);
+        }
+        if let Some(n) = self.memory_gb {
+            b = b.memory_gb(n);
+        }
+        if let Some(i) = &self.image {
+            b = b.image(i.clone());
+        }
+        if let Some(c) = &self.cloud {
+            b = b.cloud_type(c.parse::<CloudType>()?);
+        }
+        b = b.spot(self.spot);
+        for r in &self.regions {
+            b = b.region(r.clone());
+        }
+        for p in &self.ports {
+            b = b.port(p.clone());
+        }
+        for kv in &self.env {
+            let (k, v) = split_kv("env", kv)?;
+            b = b.env(k, v);
+        }
+        if let Some(n) = self.volume_gb {
+            b = b.volume_gb(n);
+        }
+        if let Some(n) = self.disk_gb {
+            b = b.container_disk_gb(n);
+        }
+        if let Some(v) = &self.network_volume {
+            b = b.network_volume_id(v.clone());
+        }
+        if let Some(t) = &self.template {
+            b = b.template_id(t.clone());
+        }
+        if let Some(n) = &self.name {
+            b = b.name(n.clone());
+        }
+        if let Some(a) = &self.auth {
+            b = b.auth(a.parse::<AuthMode>()?);
+        }
+        if let Some(d) = &self.idle_ttl {
+            b = b.idle_ttl(parse_duration("idle_ttl", d)?);
+        }
+        if let Some(d) = &self.max_runtime {
+            b = b.max_runtime(parse_duration("max_runtime", d)?);
+        }
+        for kv in &self.labels {
+            let (k, v) = split_kv("labels", kv)?;
+            b = b.label(k, v);
+        }
+        for kv in &self.provider_opts {
+            let (k, v) = split_kv("provider_opts", kv)?;
+            b = b.provider_opt(k, json_or_string(v));
+        }
+        b.build()
+    }
+}
+
+/// `KEY=VALUE` → (`KEY`, `VALUE`); the key must not be empty.
+fn split_kv<'a>(field: &str, s: &'a str) -> Result<(&'a str, &'a str)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim(), v)),
+        _ => Err(Error::validation(
+            field,
+            format!(
+                "{s:?} is not KEY=VALUE (e.g. {field_example})",
+                field_example = example(field)
+            ),
+        )),
+    }
+}
+
+fn example(field: &str) -> &'static str {
+    match field {
+        "env" => "--env HF_HOME=/data",
+        "labels" => "--label team=ml",
+        _ => "--provider-opt min_vcpu=8",
+    }
+}
+
+/// The value as JSON when it parses (`8`, `true`, `{"a":1}`), else as a string.
+fn json_or_string(v: &str) -> serde_json::Value {
+    serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.to_string()))
+}
+
+/// Arguments of `atlas ls`.
+#[derive(Debug, Args)]
+pub(crate) struct LsArgs {
+    /// Only compute in this status: provisioning, starting, running, stopped, terminated, failed
+    #[arg(long, value_name = "STATUS")]
+    status: Option<String>,
+    /// Only names starting with this
+    #[arg(long, value_name = "PREFIX")]
+    name_prefix: Option<String>,
+}
+
+/// One compute id.
+#[derive(Debug, Args)]
+pub(crate) struct IdArg {
+    /// Compute id (as printed by spawn and ls)
+    id: String,
+}
+
+const STATUSES: &[&str] = &[
+    "provisioning",
+    "starting",
+    "running",
+    "stopped",
+    "terminated",
+    "failed",
+];
+
+fn parse_status(s: &str) -> Result<ComputeStatus> {
+    let lower = s.trim().to_ascii_lowercase();
+    if STATUSES.contains(&lower.as_str()) {
+        Ok(lower.parse().unwrap_or(ComputeStatus::Other(lower)))
+    } else {
+        Err(Error::validation(
+            "status",
+            format!("{s:?} is not allowed; allowed: {}", STATUSES.join(", ")),
+        ))
+    }
+}
+
+/// `atlas spawn`.
+pub(crate) async fn spawn(ctx: &Context, args: SpawnArgs) -> Result<()> {
+    let req = args.request()?;
+    let timeout = parse_duration("timeout", &args.timeout)?;
+    let p = ctx.provider()?;
+    let spawned = p.spawn(&req).await?;
+    if !args.wait {
+        return ctx.out.one(&spawned, spawn_table);
+    }
+    match wait_with_interrupt(&p, &spawned.id, timeout).await {
+        Ok(mut running) => {
+            // The credentials come once, with the spawn result; later reads only have the hash.
+            running.auth = keep_secret(spawned.auth, running.auth);
+            ctx.out.one(&running, spawn_table)
+        }
+        Err(e) => {
+            // The machine exists and bills: print it (and its one-time credentials) anyway.
+            ctx.out.one(&spawned, spawn_table)?;
+            Err(e)
+        }
+    }
+}
+
+async fn wait_with_interrupt(
+    p: &cloud_atlas::Checked,
+    id: &str,
+    timeout: Duration,
+) -> Result<Compute> {
+    let mut progress = Progress::on_stderr();
+    tokio::select! {
+        r = wait::until_running(p, id, timeout, &mut progress) => r,
+        _ = tokio::signal::ctrl_c() => Err(Error::new(
+            ErrorKind::Unknown,
+            format!("interrupted while waiting; {id} keeps running (and billing): `atlas terminate {id}` to stop it"),
+        )),
+    }
+}
+
+fn keep_secret(spawned: Option<AuthHandle>, later: Option<AuthHandle>) -> Option<AuthHandle> {
+    match spawned {
+        Some(a) if a.token.is_some() || a.signing_secret.is_some() => Some(a),
+        _ => later,
+    }
+}
+
+/// `atlas ls`.
+pub(crate) async fn ls(ctx: &Context, args: LsArgs) -> Result<()> {
+    let mut filter = ListFilter::all();
+    if let Some(s) = &args.status {
+        filter = filter.with_status(parse_status(s)?);
+    }
+    if let Some(prefix) = &args.name_prefix {
+        filter = filter.with_name_prefix(prefix.clone());
+    }
+    let p = ctx.provider()?;
+    let items = p.list(&filter).await?;
+    ctx.out.many(&items, list_table)
+}
+
+/// `atlas get`.
+pub(crate) async fn get(ctx: &Context, args: IdArg) -> Result<()> {
+    let p = ctx.provider()?;
+    let c = p.get(&args.id).await?;
+    ctx.out.one(&c, |out, c| detail_table(out, c).to_string())
+}
+
+/// A state change asked of one compute.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Action {
+    /// `atlas stop`.
+    Stop,
+    /// `atlas start`.
+    Start,
+    /// `atlas terminate`.
+    Terminate,
+}
+
+/// JSON shape of `stop`, `start` and `terminate`.
+#[derive(Debug, Serialize)]
+struct ActionResult<'a> {
+    id: &'a str,
+    provider: &'a str,
+    action: &'static str,
+}
+
+/// `atlas stop|start|terminate ID`.
+pub(crate) async fn act(ctx: &Context, args: IdArg, action: Action) -> Result<()> {
+    let p = ctx.provider()?;
+    let done = match action {
+        Action::Stop => p.stop(&args.id).await.map(|()| "stopped")?,
+        Action::Start => p.start(&args.id).await.map(|()| "started")?,
+        Action::Terminate => p.terminate(&args.id).await.map(|()| "terminated")?,
+    };
+    let r = ActionResult {
+        id: &args.id,
+        provider: p.name(),
+        action: done,
+    };
+    ctx.out.one(&r, |_, r| {
+        format!("{} {} on {}", r.action, r.id, r.provider)
+    })
+}
+
+/// `1× h100`, or `cpu`.
+pub(crate) fn gpu_text(c: &Compute) -> String {
+    match c.gpu {
+        Some(g) => format!("{}× {g}", c.gpu_count.max(1)),
+        None => "cpu".to_string(),
+    }
+}
+
+/// Where to reach it: the first HTTP URL, else the first port's URL.
+pub(crate) fn endpoint_text(c: &Compute) -> String {
+    c.http_url()
+        .or_else(|| c.ports.iter().find_map(|p| p.url.as_deref()))
+        .unwrap_or("-")
+        .to_string()
+}
+
+fn list_table(out: &Out, items: &[Compute]) -> String {
+    let mut t = out.table(&["ID", "NAME", "STATUS", "GPU", "PRICE", "REGION", "URL"]);
+    for c in items {
+        t.add_row(vec![
+            Cell::new(&c.id),
+            Cell::new(or_dash(c.name.as_deref())),
+            out.status_cell(c.status.as_str()),
+            Cell::new(gpu_text(c)),
+            Cell::new(price(c.cost_per_hour)),
+            Cell::new(or_dash(c.region.as_deref())),
+            Cell::new(endpoint_text(c)),
+        ]);
+    }
+    t.to_string()
+}
+
+/// Key/value table of one compute.
+pub(crate) fn detail_table(out: &Out, c: &Compute) -> comfy_table::Table {
+    let ports = c
+        .ports
+        .iter()
+        .map(|p| {
+            format!(
+                "{}/{} → {}",
+                p.internal,
+                p.protocol,
+                p.url.as_deref().unwrap_or("-")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let labels = c
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    out.kv_table(vec![
+        ("id", Cell::new(&c.id)),
+        ("provider", Cell::new(&c.provider)),
+        ("name", Cell::new(or_dash(c.name.as_deref()))),
+        ("status", out.status_cell(c.status.as_str())),
+        ("gpu", Cell::new(gpu_text(c))),
+        ("price", Cell::new(price(c.cost_per_hour))),
+        ("region", Cell::new(or_dash(c.region.as_deref()))),
+        ("image", Cell::new(or_dash(c.image.as_deref()))),
+        ("public ip", Cell::new(or_dash(c.public_ip.as_deref()))),
+        (
+            "ports",
+            Cell::new(if ports.is_empty() { "-".into() } else { ports }),
+        ),
+        (
+            "labels",
+            Cell::new(if labels.is_empty() {
+                "-".into()
+            } else {
+                labels
+            }),
+        ),
+        ("auth", Cell::new(auth_text(c.auth.as_ref()))),
+        (
+            "created",
+            Cell::new(or_dash(c.created_at.map(|t| t.to_rfc3339()))),
+        ),
+    ])
+}
+
+fn auth_text(a: Option<&AuthHandle>) -> &'static str {
+    match a.map(|a| a.mode) {
+        Some(AuthMode::Bearer) => "bearer",
+        Some(AuthMode::SignedUrl) => "signed url",
+        _ => "none",
+    }
+}
+
+/// The spawn result: details, then the one-time credentials with a warning.
+fn spawn_table(out: &Out, c: &Compute) -> String {
+    let mut s = detail_table(out, c).to_string();
+    s.push('\n');
+    s.push_str(&credential_lines(c).join("\n"));
+    s
+}
+
+/// Lines that show a spawn's one-time credentials (empty when there are none).
+pub(crate) fn credential_lines(c: &Compute) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(a) = &c.auth {
+        if let Some(t) = &a.token {
+            lines.push(format!("bearer token: {}", t.expose()));
+            lines.push(
+                "  shown only once: store it now; send it as `Authorization: Bearer <token>`"
+                    .to_string(),
+            );
+        }
+        if let Some(s) = &a.signing_secret {
+            lines.push(format!("url signing secret: {}", s.expose()));
+            lines.push("  shown only once: store it now; sign URLs with it".to_string());
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> SpawnArgs {
+        SpawnArgs {
+            image: Some("img".into()),
+            timeout: "10m".into(),
+            ..SpawnArgs::default()
+        }
+    }
+
+    #[test]
+    fn flags_build_the_request() {
+        let a = SpawnArgs {
+            gpu: Some("H100".into()),
+            gpu_count: Some(2),
+            ports: vec!["8000/http".into(), "22/tcp".into()],
+            env: vec!["A=1".into(), "B=x=y".into()],
+            auth: Some("signed-url".into()),
+            idle_ttl: Some("15m".into()),
+            provider_opts: vec!["min_vcpu=8".into(), "zone=eu".into(), "o={\"a\":1}".into()],
+            labels: vec!["team=ml".into()],
+            regions: vec!["eu-1".into(), "us-2".into()],
+            cloud: Some("secure".into()),
+            ..args()
+        };
+        let r = a.request().unwrap();
+        assert_eq!(r.gpu, Some(Gpu::H100));
+        assert_eq!(r.gpu_count, 2);
+        assert_eq!(r.ports.len(), 2);
+        assert_eq!(r.env["B"], "x=y");
+        assert_eq!(r.auth, AuthMode::SignedUrl);
+        assert_eq!(r.idle_ttl, Some(Duration::from_secs(900)));
+        assert_eq!(r.provider_opts["min_vcpu"], serde_json::json!(8));
+        assert_eq!(r.provider_opts["zone"], serde_json::json!("eu"));
+        assert_eq!(r.provider_opts["o"], serde_json::json!({"a": 1}));
+        assert_eq!(r.labels["team"], "ml");
+        assert_eq!(r.region_hints, ["eu-1", "us-2"]);
+        assert_eq!(r.cloud_type, CloudType::Secure);
+    }
+
+    #[test]
+    fn bad_values_name_the_field_and_what_is_allowed() {
+        let cases: Vec<(SpawnArgs, &str, &str)> = vec![
+            (
+                SpawnArgs {
+                    gpu: Some("nonsense".into()),
+                    ..args()
+                },
+                "gpu",
+                "h100",
+            ),
+            (
+                SpawnArgs {
+                    auth: Some("magic".into()),
+                    ..args()
+                },
+                "auth",
+                "bearer",
+            ),
+            (
+                SpawnArgs {
+                    cloud: Some("moon".into()),
+                    ..args()
+                },
+                "cloud_type",
+                "community",
+            ),
+            (
+                SpawnArgs {
+                    env: vec!["NOEQUALS".into()],
+                    ..args()
+                },
+                "env",
+                "KEY=VALUE",
+            ),
+            (
+                SpawnArgs {
+                    idle_ttl: Some("soon".into()),
+                    ..args()
+                },
+                "idle_ttl",
+                "15m",
+            ),
+            (
+                SpawnArgs {
+                    ports: vec!["80/sctp".into()],
+                    ..args()
+                },
+                "ports",
+                "tcp",
+            ),
+            (
+                SpawnArgs {
+                    image: None,
+                    ..args()
+                },
+                "image",
+                "required",
+            ),
+        ];
+        for (a, field, allowed) in cases {
+            let e = a.request().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Validation);
+            assert!(e.message().starts_with(field), "{field}: {e}");
+            assert!(e.message().contains(allowed), "{field}: {e}");
+        }
+    }
+
+    #[test]
+    fn status_filter_is_checked() {
+        assert_eq!(parse_status("Running").unwrap(), ComputeStatus::Running);
+        let e = parse_status("up").unwrap_err();
+        assert!(e.message().contains("allowed: provisioning"), "{e}");
+    }
+}

@@ -1,0 +1,10 @@
+//! One file per command (or family of commands): its arguments and what it does.
+
+pub(crate) mod auth;
+pub(crate) mod completions;
+pub(crate) mod compute;
+pub(crate) mod demo;
+pub(crate) mod fly;
+pub(crate) mod gpus;
+pub(crate) mod job;
+pub(crate) mod providers;
