@@ -138,6 +138,18 @@ enum Command {
         #[command(subcommand)]
         command: cmd::fly::FlyCommand,
     },
+    /// Tracked sessions in the local store (spawn, ls, stop)
+    Session {
+        #[command(subcommand)]
+        command: cmd::session::SessionCmd,
+    },
+    /// Terminate untracked machines with the atlas- prefix past the grace window (--dry-run explains)
+    Reap(cmd::reap::ReapArgs),
+    /// The local mock cloud (seed machines for reaper demos)
+    Mock {
+        #[command(subcommand)]
+        command: cmd::mock::MockCmd,
+    },
     /// Print shell completions
     Completions(cmd::completions::CompletionsArgs),
     /// Run the main job on the mock cloud: spawn, wait, get, list, terminate
@@ -204,6 +216,9 @@ async fn dispatch(ctx: Context, command: Command) -> Result<ExitCode> {
         Command::Terminate(a) => cmd::compute::act(&ctx, a, Action::Terminate).await,
         Command::Job { command } => cmd::job::run(&ctx, command).await,
         Command::Demo => cmd::demo::run(&ctx).await,
+        Command::Session { command } => cmd::session::run(&ctx, command).await,
+        Command::Reap(a) => cmd::reap::run(&ctx, a).await,
+        Command::Mock { command } => cmd::mock::run(&ctx, command).await,
         Command::Fly { command } => return cmd::fly::run(&ctx, command).await,
         Command::Completions(a) => cmd::completions::run(&a),
         Command::Token { command } => cmd::auth::token(command, ctx.out.format()),

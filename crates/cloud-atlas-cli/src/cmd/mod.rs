@@ -7,4 +7,7 @@ pub(crate) mod demo;
 pub(crate) mod fly;
 pub(crate) mod gpus;
 pub(crate) mod job;
+pub(crate) mod mock;
 pub(crate) mod providers;
+pub(crate) mod reap;
+pub(crate) mod session;

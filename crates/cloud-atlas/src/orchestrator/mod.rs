@@ -254,7 +254,7 @@ impl OrchestratorBuilder {
             events: Events::new(self.config.event_capacity),
             cfg: self.config,
             clock: Clock::new(),
-            live: RwLock::new(HashMap::new()),
+            live: RwLock::new(LiveMap::default()),
             touches: TouchLog::default(),
             cmd: tx,
             loops: root.child_token(),
@@ -317,14 +317,90 @@ pub struct Orchestrator {
     guard: Arc<Guard>,
 }
 
+/// One tracked session in memory. `repr(C)` keeps what `touch` reads (the heartbeat
+/// and the terminating flag) at the front, in the cache line of the `Arc` header.
 #[derive(Debug)]
+#[repr(C)]
 struct Live {
-    id: Arc<str>,
     beat: Beat,
-    rec: Mutex<Session>,
     terminating: AtomicBool,
     running_seen: AtomicBool,
+    id: Arc<str>,
+    rec: Mutex<Session>,
     span: tracing::Span,
+}
+
+/// Live sessions, keyed for a cheap `touch`: our ids are 32 lowercase hex characters,
+/// held as their 128-bit value (hashing and comparing 16 inline bytes, no pointer to
+/// follow); any other id (a foreign store's) goes to a plain map.
+#[derive(Debug, Default)]
+struct LiveMap {
+    hex: HashMap<u128, Arc<Live>, std::hash::BuildHasherDefault<IdHasher>>,
+    other: HashMap<Arc<str>, Arc<Live>>,
+}
+
+impl LiveMap {
+    fn key(id: &str) -> Option<u128> {
+        if id.len() != 32 {
+            return None;
+        }
+        let mut v: u128 = 0;
+        for b in id.bytes() {
+            let d = match b {
+                b'0'..=b'9' => b - b'0',
+                b'a'..=b'f' => b - b'a' + 10,
+                _ => return None,
+            };
+            v = (v << 4) | u128::from(d);
+        }
+        Some(v)
+    }
+    fn get(&self, id: &str) -> Option<&Arc<Live>> {
+        match LiveMap::key(id) {
+            Some(k) => self.hex.get(&k),
+            None => self.other.get(id),
+        }
+    }
+    fn insert(&mut self, l: Arc<Live>) {
+        match LiveMap::key(&l.id) {
+            Some(k) => {
+                self.hex.insert(k, l);
+            }
+            None => {
+                self.other.insert(Arc::clone(&l.id), l);
+            }
+        }
+    }
+    fn remove(&mut self, id: &str) -> Option<Arc<Live>> {
+        match LiveMap::key(id) {
+            Some(k) => self.hex.remove(&k),
+            None => self.other.remove(id),
+        }
+    }
+    fn values(&self) -> impl Iterator<Item = &Arc<Live>> {
+        self.hex.values().chain(self.other.values())
+    }
+    fn len(&self) -> usize {
+        self.hex.len() + self.other.len()
+    }
+}
+
+/// Hasher for random 128-bit ids: their low 64 bits are already uniformly distributed.
+#[derive(Debug, Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
 }
 
 impl Live {
@@ -372,7 +448,7 @@ struct Inner {
     billing: BTreeMap<String, Arc<dyn BillingSource>>,
     cfg: OrchestratorConfig,
     clock: Clock,
-    live: RwLock<HashMap<Arc<str>, Arc<Live>>>,
+    live: RwLock<LiveMap>,
     touches: TouchLog,
     events: Events,
     cmd: mpsc::UnboundedSender<Cmd>,
@@ -702,7 +778,7 @@ impl Inner {
         self.live
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(Arc::clone(&l.id), Arc::clone(&l));
+            .insert(Arc::clone(&l));
         lock(&self.by_user)
             .entry(user)
             .or_default()
