@@ -30,6 +30,9 @@ pub(crate) struct ReapArgs {
     /// Machines younger than this are never reaped, e.g. 10m
     #[arg(long, value_name = "DURATION", default_value = "10m")]
     grace: String,
+    /// Allow an empty --prefix: reap every untracked machine of the account
+    #[arg(long)]
+    force_empty_prefix: bool,
 }
 
 /// `atlas reap`.

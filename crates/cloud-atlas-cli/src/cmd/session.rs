@@ -113,7 +113,7 @@ pub(crate) async fn run(ctx: &Context, cmd: SessionCmd) -> Result<()> {
         SessionCmd::Ls => {
             let store = SqliteSessionStore::from_config(&ctx.config)?;
             let mut all = store.list().await?;
-            all.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+            all.sort_by_key(|s| s.created_at);
             ctx.out.many(&all, list_table)
         }
         SessionCmd::Stop { id } => {
