@@ -7,8 +7,8 @@
 //! 2. **Max runtime** enforced by the orchestrator.
 //! 3. **Provider-side deadline**: `max_runtime` (plus
 //!    [`provider_deadline_slack`](OrchestratorConfig::provider_deadline_slack)) is passed
-//!    in the [`ComputeRequest`], so providers with
-//!    [`Capability::ProviderDeadline`](crate::Capability::ProviderDeadline) end the
+//!    in the [`ComputeRequest`](crate::ComputeRequest), so providers with
+//!    [`Capability::ProviderDeadline`] end the
 //!    machine even if every process of ours is gone.
 //!
 //! Spend caps ([`SpendLimits`], per-session `max_cost_usd`) add a fourth.
