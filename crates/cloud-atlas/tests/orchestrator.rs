@@ -560,3 +560,40 @@ async fn bad_config_is_a_validation_error() {
     assert_eq!(mock.live_count().unwrap(), 0);
     let _ = mock.name();
 }
+
+#[tokio::test(start_paused = true)]
+async fn stop_or_shutdown_during_a_spawn_leaks_nothing() {
+    let mock = Mock::in_memory();
+    mock.set_latency(Duration::from_secs(2));
+    let orch = start(&mock, cfg()).await;
+    let spawning = {
+        let orch = orch.clone();
+        tokio::spawn(async move { orch.spawn(req("olga")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pending = orch.list(&SessionFilter::all().state(SessionState::Pending));
+    assert_eq!(
+        pending.len(),
+        1,
+        "the intent is tracked while the provider works"
+    );
+    orch.stop_tracked(&pending[0].id).await.unwrap();
+    let e = spawning.await.unwrap().unwrap_err();
+    assert!(
+        e.message().contains("stopped while it was being spawned"),
+        "{e}"
+    );
+    assert!(orch.is_empty());
+    assert_eq!(mock.live_count().unwrap(), 0);
+
+    // Shutdown(Terminate) while a spawn is in flight.
+    let spawning = {
+        let orch = orch.clone();
+        tokio::spawn(async move { orch.spawn(req("olga")).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let report = orch.shutdown(ShutdownPolicy::Terminate).await.unwrap();
+    assert!(spawning.await.unwrap().is_err());
+    assert_eq!(report.left_tracked, 0);
+    assert_eq!(mock.live_count().unwrap(), 0);
+}

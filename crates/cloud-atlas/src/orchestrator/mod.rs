@@ -839,7 +839,7 @@ impl Inner {
         self.store.insert(&rec).await?;
         let live = self.insert_live(rec);
         let span = live.span.clone();
-        async {
+        let fut = async {
             let res = match provider.spawn(&creq).await {
                 Ok(c) => Ok(c),
                 Err(e) if e.is_ambiguous() => {
@@ -851,6 +851,12 @@ impl Inner {
                             // Unknown outcome: keep the intent for the reaper/restart to resolve.
                             self.forget_memory(&live.id);
                             tracing::warn!(error = %le, "spawn outcome unknown; intent kept for reconciliation");
+                            if live.terminating.load(Ordering::Acquire) {
+                                self.events.emit(&live.id, None, self.clock.now(), EventKind::TerminateFailed {
+                                    error: format!("spawn outcome unknown ({le}); the intent is kept and the reaper resolves it"),
+                                    attempt: 1,
+                                });
+                            }
                             return Err(e);
                         }
                     }
@@ -861,6 +867,12 @@ impl Inner {
                 Ok(c) => c,
                 Err(e) => {
                     metrics::counter!("atlas_session_spawn_failures_total", "provider" => req.provider.clone()).increment(1);
+                    if live.terminating.load(Ordering::Acquire) {
+                        // Stopped while spawning, and nothing was created: that is the end.
+                        let reason = lock(&live.rec).terminate_reason.unwrap_or(TerminateReason::Requested);
+                        self.finish(&live, reason).await;
+                        return Err(e);
+                    }
                     self.forget_memory(&live.id);
                     if let Err(se) = self.store.finish(&live.id, 0.0).await {
                         tracing::warn!(error = %se, "could not drop the spawn intent; the reaper will");
@@ -874,6 +886,20 @@ impl Inner {
                 r.adopt(&compute, self.clock.now());
                 r.clone()
             };
+            if live.terminating.load(Ordering::Acquire) {
+                // Stopped (or shut down) while spawning: record the machine, then end it.
+                let reason = rec.terminate_reason.unwrap_or(TerminateReason::Requested);
+                if let Err(e) = self.store.update(&rec).await {
+                    tracing::warn!(error = %e, "could not record the machine of a stopped spawn");
+                }
+                let me = Arc::clone(self);
+                let l = Arc::clone(&live);
+                self.tasks.spawn(async move { me.terminate_task(l, reason).await }.instrument(span.clone()));
+                return Err(Error::new(
+                    ErrorKind::Unknown,
+                    format!("session {} was stopped while it was being spawned; machine {} is being terminated", rec.id, compute.id),
+                ));
+            }
             self.bump(SessionState::Pending, -1);
             self.bump(SessionState::Active, 1);
             if let Err(e) = self.store.update(&rec).await {
@@ -897,8 +923,9 @@ impl Inner {
             tracing::info!(compute.id = %compute.id, name = %rec.name, "session spawned");
             Ok(SpawnedSession { session: rec, compute })
         }
-        .instrument(span.clone())
-        .await
+        .instrument(span.clone());
+        // Tracked, so shutdown waits for spawns in flight (and what they start).
+        self.tasks.track_future(fut).await
     }
 
     fn forget_memory(&self, id: &Arc<str>) {
@@ -1050,6 +1077,21 @@ impl Inner {
     }
 
     async fn terminate_task(self: Arc<Self>, live: Arc<Live>, reason: TerminateReason) {
+        {
+            let mut r = lock(&live.rec);
+            if r.state == SessionState::Pending && r.compute_id.is_none() {
+                // The spawn is in flight: it terminates the machine as soon as it exists.
+                r.terminate_reason = Some(reason);
+                drop(r);
+                self.events.emit(
+                    &live.id,
+                    None,
+                    self.clock.now(),
+                    EventKind::Terminating { reason },
+                );
+                return;
+            }
+        }
         let rec = {
             let mut r = lock(&live.rec);
             r.state = SessionState::Terminating;
