@@ -33,6 +33,10 @@
 //! | `token mint` | `{"token", "hash", "header", "env": {"ATLAS_PRESHARED_KEY"}}` (the raw token, shown once) |
 //! | `token verify`, `url verify` | `{"valid": true}` (`url verify` adds `expires_at`); invalid → exit 3 |
 //! | `url sign` | `{"url", "expires_at"}` |
+//! | `reap` | [`cloud_atlas::orchestrator::ReapReport`]: `dry_run`, `decisions` (`[{provider, compute_id, name, session_id, action, reason, done, error}]`) |
+//! | `session spawn` | `{"session": Session, "compute": Compute}` ([`cloud_atlas::orchestrator::Session`]; the raw token only in `compute.auth`) |
+//! | `session ls` | array of [`cloud_atlas::orchestrator::Session`] |
+//! | `mock seed` | [`cloud_atlas::Compute`] |
 //! | `fly apps`, `fly deploy`, `fly logs`, `fly token …` | see `cmd/fly.rs` (`fly deploy` exits with the deploy's own code) |
 //!
 //! `spawn` is the only command whose output holds a secret: with `--auth bearer` the
