@@ -42,6 +42,10 @@
 //! | `token mint` | `{"token", "hash", "header", "env": {"ATLAS_PRESHARED_KEY"}}` (the raw token, shown once) |
 //! | `token verify`, `url verify` | `{"valid": true}` (`url verify` adds `expires_at`); invalid → exit 3 |
 //! | `url sign` | `{"url", "expires_at"}` |
+//! | `reap` | [`cloud_atlas::orchestrator::ReapReport`]: `dry_run`, `decisions` (`[{provider, compute_id, name, session_id, action, reason, done, error}]`) |
+//! | `session spawn` | `{"session": Session, "compute": Compute}` ([`cloud_atlas::orchestrator::Session`]; the raw token only in `compute.auth`) |
+//! | `session ls` | array of [`cloud_atlas::orchestrator::Session`] |
+//! | `mock seed` | [`cloud_atlas::Compute`] |
 //! | `fly apps`, `fly deploy`, `fly logs`, `fly token …` | see `cmd/fly.rs` (`fly deploy` exits with the deploy's own code) |
 //!
 //! `spawn` is the only command whose output holds a secret: with `--auth bearer` the
@@ -159,6 +163,18 @@ enum Command {
         #[command(subcommand)]
         command: cmd::runpod::RunpodCommand,
     },
+    /// Tracked sessions in the local store (spawn, ls, stop)
+    Session {
+        #[command(subcommand)]
+        command: cmd::session::SessionCmd,
+    },
+    /// Terminate untracked machines with the atlas- prefix past the grace window (--dry-run explains)
+    Reap(cmd::reap::ReapArgs),
+    /// The local mock cloud (seed machines for reaper demos)
+    Mock {
+        #[command(subcommand)]
+        command: cmd::mock::MockCmd,
+    },
     /// Print shell completions
     Completions(cmd::completions::CompletionsArgs),
     /// Run the main job on the mock cloud: spawn, wait, get, list, terminate
@@ -232,6 +248,9 @@ async fn dispatch(ctx: Context, command: Command) -> Result<ExitCode> {
         Command::Runpod { command } => cmd::runpod::run(ctx, command).await,
         Command::Lambda { command } => cmd::lambda::run(&ctx, command).await,
         Command::Demo => cmd::demo::run(&ctx).await,
+        Command::Session { command } => cmd::session::run(&ctx, command).await,
+        Command::Reap(a) => cmd::reap::run(&ctx, a).await,
+        Command::Mock { command } => cmd::mock::run(&ctx, command).await,
         Command::Fly { command } => return cmd::fly::run(&ctx, command).await,
         Command::Completions(a) => cmd::completions::run(&a),
         Command::Token { command } => cmd::auth::token(command, ctx.out.format()),

@@ -37,7 +37,8 @@
 //!
 //! ## Dependencies and why
 //! `reqwest` (rustls) is the one pooled HTTP client; `backon` computes jittered
-//! backoff; `tokio`/`tokio-util` run timers (`DelayQueue` for session expiry);
+//! backoff; `tokio`/`tokio-util` run timers (`DelayQueue` for session expiry) and track
+//! the orchestrator's tasks (`TaskTracker`, `CancellationToken`);
 //! `serde`/`serde_json`/`serde_path_to_error` decode provider JSON and name the failing
 //! field; `toml` reads `atlas.toml`; `httpdate` parses `Retry-After` dates; `humantime`
 //! parses `15m`-style durations; `tracing`/`metrics` are the telemetry facades;

@@ -9,5 +9,8 @@ pub(crate) mod gpus;
 pub(crate) mod job;
 pub(crate) mod lambda;
 pub(crate) mod logs;
+pub(crate) mod mock;
 pub(crate) mod providers;
+pub(crate) mod reap;
 pub(crate) mod runpod;
+pub(crate) mod session;

@@ -94,6 +94,11 @@ impl HttpClient {
     pub fn options(&self) -> &HttpOptions {
         &self.options
     }
+
+    /// The pooled reqwest client, for crate-internal plain requests (readiness probes).
+    pub(crate) fn reqwest_client(&self) -> &reqwest::Client {
+        &self.client
+    }
 }
 
 /// How a provider API authenticates.

@@ -180,6 +180,8 @@ enum Outcome {
 #[derive(Debug, Default)]
 struct MemoryState {
     machines: BTreeMap<String, Machine>,
+    /// Machine name -> id, so one-launch-one-machine checks do not scan every machine.
+    names: std::collections::HashMap<String, String>,
     jobs: BTreeMap<String, MockJob>,
 }
 
@@ -678,7 +680,9 @@ impl Mock {
     fn save(&self, m: &Machine) -> Result<()> {
         match &self.inner.backend {
             Backend::Memory(s) => {
-                lock(s).machines.insert(m.id.clone(), m.clone());
+                let mut s = lock(s);
+                s.names.insert(m.name.clone(), m.id.clone());
+                s.machines.insert(m.id.clone(), m.clone());
                 Ok(())
             }
             #[cfg(feature = "sqlite")]
@@ -701,9 +705,10 @@ impl Mock {
         match &self.inner.backend {
             Backend::Memory(s) => {
                 let mut s = lock(s);
-                if let Some(existing) = s.machines.values().find(|x| x.name == m.name) {
+                if let Some(existing) = s.names.get(&m.name).and_then(|id| s.machines.get(id)) {
                     return Ok((existing.clone(), false));
                 }
+                s.names.insert(m.name.clone(), m.id.clone());
                 s.machines.insert(m.id.clone(), m.clone());
                 Ok((m.clone(), true))
             }
@@ -747,7 +752,18 @@ impl Mock {
 
     fn remove(&self, id: &str) -> Result<bool> {
         match &self.inner.backend {
-            Backend::Memory(s) => Ok(lock(s).machines.remove(id).is_some()),
+            Backend::Memory(s) => {
+                let mut s = lock(s);
+                match s.machines.remove(id) {
+                    Some(m) => {
+                        if s.names.get(&m.name).is_some_and(|x| x == id) {
+                            s.names.remove(&m.name);
+                        }
+                        Ok(true)
+                    }
+                    None => Ok(false),
+                }
+            }
             #[cfg(feature = "sqlite")]
             Backend::Sqlite(c) => {
                 let n = lock(c)

@@ -1,0 +1,92 @@
+//! `atlas reap`: the orchestrator's orphan reaper, run once against the local session
+//! store (SQLite in the data directory) and the chosen provider.
+//!
+//! A machine is terminated only when no tracked session owns it, its name starts with
+//! `--prefix` (default `atlas-`), and it is older than `--grace` (default 10m). A failed
+//! listing reaps nothing. `--dry-run` prints every decision with its reason and changes nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use cloud_atlas::orchestrator::store::SqliteSessionStore;
+use cloud_atlas::orchestrator::{ReapAction, ReapOptions, ReapReport, Reaper, ReaperConfig};
+use cloud_atlas::spec::parse_duration;
+use cloud_atlas::Result;
+use comfy_table::Cell;
+
+use crate::context::Context;
+use crate::output::{or_dash, Out};
+
+/// Arguments of `atlas reap`.
+#[derive(Debug, Args)]
+pub(crate) struct ReapArgs {
+    /// Decide and explain; terminate nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Only untracked machines whose name starts with this are reaped
+    #[arg(long, value_name = "PREFIX", default_value = "atlas-")]
+    prefix: String,
+    /// Machines younger than this are never reaped, e.g. 10m
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    grace: String,
+    /// Allow an empty --prefix: reap every untracked machine of the account
+    #[arg(long)]
+    force_empty_prefix: bool,
+}
+
+/// `atlas reap`.
+pub(crate) async fn run(ctx: &Context, a: ReapArgs) -> Result<()> {
+    let grace: Duration = parse_duration("grace", &a.grace)?;
+    let config = ReaperConfig::default()
+        .with_prefix(a.prefix)
+        .with_grace(grace);
+    config.validate()?;
+    let store = SqliteSessionStore::from_config(&ctx.config)?;
+    let provider = ctx.provider()?;
+    let reaper = Reaper::new(Arc::new(store), config).provider(Arc::new(provider));
+    let opts = if a.dry_run {
+        ReapOptions::dry_run()
+    } else {
+        ReapOptions::default()
+    }
+    .provider(ctx.provider.clone());
+    let report = reaper.run(&opts).await?;
+    ctx.out.one(&report, table)
+}
+
+fn table(out: &Out, r: &ReapReport) -> String {
+    let mut t = out.table(&["ACTION", "COMPUTE", "NAME", "SESSION", "REASON"]);
+    for d in &r.decisions {
+        let action = match (d.action, r.dry_run, d.done, &d.error) {
+            (ReapAction::Keep, ..) => "keep".to_string(),
+            (a, true, ..) => format!("would {a}"),
+            (a, false, _, Some(_)) => format!("{a} (failed)"),
+            (a, false, true, None) => format!("{a}: done"),
+            (a, false, false, None) => a.to_string(),
+        };
+        let reason = match &d.error {
+            Some(e) => format!("{}: {e}", d.reason),
+            None => d.reason.clone(),
+        };
+        t.add_row(vec![
+            Cell::new(action),
+            Cell::new(or_dash(d.compute_id.as_deref())),
+            Cell::new(or_dash(d.name.as_deref())),
+            Cell::new(or_dash(
+                d.session_id.as_deref().map(|s| &s[..s.len().min(12)]),
+            )),
+            Cell::new(reason),
+        ]);
+    }
+    let head = if r.dry_run {
+        "dry run: nothing was changed"
+    } else {
+        "reaped"
+    };
+    let terminate = r.with_action(ReapAction::Terminate).count();
+    format!(
+        "{t}\n{head}; {} decisions, {terminate} orphan(s) to terminate",
+        r.decisions.len()
+    )
+}

@@ -1,0 +1,92 @@
+//! Where tracked sessions live: the [`SessionStore`] trait, an in-memory store, the
+//! embedded SQLite default, and the public conformance suite every store must pass.
+//!
+//! Stores keep what [`Session`] holds: token hashes, never raw tokens.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::session::Session;
+use crate::error::Result;
+
+mod conformance;
+mod memory;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+pub use conformance::{run_store_conformance, StoreConformanceFailure};
+pub use memory::MemorySessionStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteSessionStore, SESSIONS_DB_FILE};
+
+/// Persistence for tracked sessions.
+///
+/// # Contract
+/// Checked by [`run_store_conformance`]:
+/// - `insert` writes a new session and fails (`Validation`) when the id exists;
+/// - `update` replaces a session and fails with `NotFound` when it is absent;
+/// - `touch_many` persists heartbeats in one batch, ignores unknown ids and never moves
+///   `last_touch` backwards; `get`/`list` return the newest persisted heartbeat;
+/// - `finish` forgets a session and adds `spent_usd` to its user's closed spend in one
+///   step (`Ok(false)` and nothing added when the id is unknown);
+/// - everything written is visible to the next call, from any clone or process sharing it.
+#[async_trait]
+pub trait SessionStore: Send + Sync + Debug + 'static {
+    /// Write a new session (the spawn intent).
+    async fn insert(&self, s: &Session) -> Result<()>;
+    /// Replace an existing session.
+    async fn update(&self, s: &Session) -> Result<()>;
+    /// One session.
+    async fn get(&self, id: &str) -> Result<Option<Session>>;
+    /// Every session.
+    async fn list(&self) -> Result<Vec<Session>>;
+    /// Persist a batch of heartbeats `(session id, last touch)`.
+    async fn touch_many(&self, beats: &[(String, DateTime<Utc>)]) -> Result<()>;
+    /// Forget a session, adding what it spent to its user's closed spend.
+    async fn finish(&self, id: &str, spent_usd: f64) -> Result<bool>;
+    /// USD spent by closed sessions, per user.
+    async fn closed_spend(&self) -> Result<BTreeMap<String, f64>>;
+}
+
+#[async_trait]
+impl<T: SessionStore + ?Sized> SessionStore for Arc<T> {
+    async fn insert(&self, s: &Session) -> Result<()> {
+        (**self).insert(s).await
+    }
+    async fn update(&self, s: &Session) -> Result<()> {
+        (**self).update(s).await
+    }
+    async fn get(&self, id: &str) -> Result<Option<Session>> {
+        (**self).get(id).await
+    }
+    async fn list(&self) -> Result<Vec<Session>> {
+        (**self).list().await
+    }
+    async fn touch_many(&self, beats: &[(String, DateTime<Utc>)]) -> Result<()> {
+        (**self).touch_many(beats).await
+    }
+    async fn finish(&self, id: &str, spent_usd: f64) -> Result<bool> {
+        (**self).finish(id, spent_usd).await
+    }
+    async fn closed_spend(&self) -> Result<BTreeMap<String, f64>> {
+        (**self).closed_spend().await
+    }
+}
+
+pub(crate) fn exists(id: &str) -> crate::Error {
+    crate::Error::validation(
+        "session id",
+        format!("{id} is already stored; session ids are unique"),
+    )
+}
+
+pub(crate) fn missing(id: &str) -> crate::Error {
+    crate::Error::new(
+        crate::ErrorKind::NotFound,
+        format!("session {id} is not tracked"),
+    )
+}

@@ -1,0 +1,324 @@
+//! Crash safety: restart re-adoption from SQLite (the mock cloud in SQLite too, so it
+//! survives like a real cloud), and a crash between the provider spawn and the store
+//! write, which must end with the machine adopted or terminated, never leaked.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use cloud_atlas::orchestrator::store::{SessionStore, SqliteSessionStore};
+use cloud_atlas::orchestrator::{
+    EventKind, Orchestrator, OrchestratorConfig, Recv, Session, SessionRequest, SessionState,
+    ShutdownPolicy, Subscription, TerminateReason,
+};
+use cloud_atlas::providers::mock::{Fault, Mock, MockOp, MockOptions};
+use cloud_atlas::{async_trait, ComputeRequest, Error, ErrorKind, Gpu, Provider, Result};
+
+fn cfg() -> OrchestratorConfig {
+    let mut c = OrchestratorConfig::default();
+    c.heartbeat_flush_interval = Duration::from_millis(100);
+    c.terminate_backoff = Duration::from_millis(50);
+    c.terminate_backoff_max = Duration::from_millis(200);
+    c.reaper.enabled = false;
+    c
+}
+
+fn req(user: &str, idle: Duration) -> SessionRequest {
+    let compute = ComputeRequest::builder()
+        .gpu(Gpu::L4)
+        .image("app")
+        .port("8000/http")
+        .build()
+        .unwrap();
+    SessionRequest::new("mock", user, compute).with_idle_ttl(idle)
+}
+
+fn mock_at(dir: &std::path::Path) -> Mock {
+    Mock::open(
+        dir.join("mock-cloud.sqlite"),
+        MockOptions {
+            boot_delay: Duration::from_millis(20),
+            ..MockOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+async fn start(mock: &Mock, store: Arc<dyn SessionStore>) -> Orchestrator {
+    Orchestrator::builder()
+        .store_arc(store)
+        .provider(mock.clone())
+        .config(cfg())
+        .start()
+        .await
+        .unwrap()
+}
+
+async fn terminated(sub: &mut Subscription) -> TerminateReason {
+    let wait = async {
+        loop {
+            match sub.recv().await {
+                Recv::Event(e) => {
+                    if let EventKind::Terminated { reason, .. } = e.kind {
+                        return reason;
+                    }
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), wait)
+        .await
+        .expect("terminated in time")
+}
+
+#[tokio::test]
+async fn restart_readopts_sessions_from_sqlite_with_timers_from_stored_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = mock_at(dir.path());
+    let store_path = dir.path().join("state").join("sessions.sqlite");
+    let (short, long) = {
+        let store: Arc<dyn SessionStore> = Arc::new(SqliteSessionStore::open(&store_path).unwrap());
+        let orch = start(&mock, store).await;
+        let short = orch
+            .spawn(req("ann", Duration::from_millis(1500)))
+            .await
+            .unwrap()
+            .session;
+        let long = orch
+            .spawn(req("ben", Duration::from_secs(3600)))
+            .await
+            .unwrap()
+            .session;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        orch.touch(&long.id).unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await; // one heartbeat batch persisted
+                                                              // Crash: no shutdown, the handle just goes away mid-flight.
+        drop(orch);
+        (short, long)
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(mock.live_count().unwrap(), 2, "a crash terminates nothing");
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let file = std::fs::metadata(&store_path).unwrap().permissions().mode() & 0o777;
+        let dir_mode = std::fs::metadata(store_path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!((file, dir_mode), (0o600, 0o700));
+    }
+
+    let store = Arc::new(SqliteSessionStore::open(&store_path).unwrap());
+    let stored = store.get(&long.id).await.unwrap().unwrap();
+    assert!(
+        stored.last_touch > long.last_touch,
+        "the heartbeat batch reached the store"
+    );
+    let orch = start(&mock, Arc::<SqliteSessionStore>::clone(&store)).await;
+    assert_eq!(orch.len(), 2);
+    let again = orch.get(&short.id).unwrap();
+    assert_eq!(
+        (again.compute_id.clone(), again.state),
+        (short.compute_id.clone(), SessionState::Active)
+    );
+    let mut sub = orch.subscribe(&short.id);
+    // The idle deadline comes from the stored wall-clock time, not from the restart.
+    let reason = terminated(&mut sub).await;
+    assert_eq!(reason, TerminateReason::Idle);
+    let ended = Utc::now();
+    assert!(
+        ended - short.last_touch < chrono::Duration::milliseconds(1500 + 1500),
+        "deadline rebuilt from stored time"
+    );
+    assert!(orch.get(&long.id).is_ok());
+    assert_eq!(mock.live_count().unwrap(), 1);
+    orch.stop_tracked(&long.id).await.unwrap();
+    assert!(store.list().await.unwrap().is_empty());
+    orch.shutdown(ShutdownPolicy::Terminate).await.unwrap();
+    assert_eq!(mock.live_count().unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_terminating_session_resumes_termination_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = mock_at(dir.path());
+    let path = dir.path().join("sessions.sqlite");
+    let id = {
+        let orch = start(&mock, Arc::new(SqliteSessionStore::open(&path).unwrap())).await;
+        let s = orch
+            .spawn(req("cid", Duration::from_secs(3600)))
+            .await
+            .unwrap()
+            .session;
+        mock.inject(MockOp::Terminate, Fault::Unavailable, 1000);
+        let _ = orch.stop_tracked(&s.id).await.unwrap_err();
+        drop(orch);
+        s.id
+    };
+    mock.clear_faults();
+    let store = Arc::new(SqliteSessionStore::open(&path).unwrap());
+    assert_eq!(
+        store.get(&id).await.unwrap().unwrap().state,
+        SessionState::Terminating
+    );
+    let orch = start(&mock, Arc::<SqliteSessionStore>::clone(&store)).await;
+    for _ in 0..200 {
+        if orch.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(orch.is_empty() && store.list().await.unwrap().is_empty());
+    orch.shutdown(ShutdownPolicy::Terminate).await.unwrap();
+    assert_eq!(mock.live_count().unwrap(), 0);
+}
+
+/// A store whose `update` (the write after the provider answered) can be made to fail.
+#[derive(Debug)]
+struct FailingStore {
+    inner: SqliteSessionStore,
+    fail_updates: AtomicBool,
+}
+
+#[async_trait]
+impl SessionStore for FailingStore {
+    async fn insert(&self, s: &Session) -> Result<()> {
+        self.inner.insert(s).await
+    }
+    async fn update(&self, s: &Session) -> Result<()> {
+        if self.fail_updates.load(Ordering::SeqCst) {
+            return Err(Error::new(ErrorKind::Unknown, "injected: disk full"));
+        }
+        self.inner.update(s).await
+    }
+    async fn get(&self, id: &str) -> Result<Option<Session>> {
+        self.inner.get(id).await
+    }
+    async fn list(&self) -> Result<Vec<Session>> {
+        self.inner.list().await
+    }
+    async fn touch_many(&self, beats: &[(String, DateTime<Utc>)]) -> Result<()> {
+        self.inner.touch_many(beats).await
+    }
+    async fn finish(&self, id: &str, spent_usd: f64) -> Result<bool> {
+        self.inner.finish(id, spent_usd).await
+    }
+    async fn closed_spend(&self) -> Result<std::collections::BTreeMap<String, f64>> {
+        self.inner.closed_spend().await
+    }
+}
+
+#[tokio::test]
+async fn failed_store_write_after_spawn_terminates_the_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = mock_at(dir.path());
+    let store = Arc::new(FailingStore {
+        inner: SqliteSessionStore::open(dir.path().join("sessions.sqlite")).unwrap(),
+        fail_updates: AtomicBool::new(true),
+    });
+    let orch = start(&mock, Arc::<FailingStore>::clone(&store)).await;
+    let mut all = orch.subscribe_all();
+    let e = orch
+        .spawn(req("dan", Duration::from_secs(3600)))
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("being terminated"), "{e}");
+    assert_eq!(terminated(&mut all).await, TerminateReason::Orphan);
+    assert_eq!(mock.live_count().unwrap(), 0, "not leaked");
+    assert!(store.list().await.unwrap().is_empty(), "intent resolved");
+    orch.shutdown(ShutdownPolicy::Terminate).await.unwrap();
+}
+
+#[tokio::test]
+async fn crash_between_spawn_and_store_write_is_adopted_on_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = mock_at(dir.path());
+    let path = dir.path().join("sessions.sqlite");
+    let store = Arc::new(FailingStore {
+        inner: SqliteSessionStore::open(&path).unwrap(),
+        fail_updates: AtomicBool::new(true),
+    });
+    {
+        let orch = start(&mock, Arc::<FailingStore>::clone(&store)).await;
+        // The write fails and so does every terminate: then the process dies.
+        mock.inject(MockOp::Terminate, Fault::Unavailable, 1000);
+        orch.spawn(req("eve", Duration::from_secs(3600)))
+            .await
+            .unwrap_err();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(orch);
+    }
+    mock.clear_faults();
+    assert_eq!(mock.live_count().unwrap(), 1);
+    let intents = store.list().await.unwrap();
+    assert_eq!(intents.len(), 1);
+    assert_eq!(
+        (intents[0].state, intents[0].compute_id.as_deref()),
+        (SessionState::Pending, None)
+    );
+
+    let orch = start(&mock, Arc::new(SqliteSessionStore::open(&path).unwrap())).await;
+    let adopted = orch.get(&intents[0].id).unwrap();
+    assert_eq!(adopted.state, SessionState::Active);
+    let machine = &mock.list(&Default::default()).await.unwrap()[0];
+    assert_eq!(adopted.compute_id.as_deref(), Some(machine.id.as_str()));
+    assert_eq!(Some(adopted.name.as_str()), machine.name.as_deref());
+    orch.stop_tracked(&adopted.id).await.unwrap();
+    orch.shutdown(ShutdownPolicy::Terminate).await.unwrap();
+    assert_eq!(mock.live_count().unwrap(), 0);
+}
+
+#[tokio::test]
+async fn dangling_intents_are_adopted_or_dropped_on_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = mock_at(dir.path());
+    let path = dir.path().join("sessions.sqlite");
+    let (kept, ghost) = {
+        let store = Arc::new(SqliteSessionStore::open(&path).unwrap());
+        let orch = start(&mock, Arc::<SqliteSessionStore>::clone(&store)).await;
+        // The provider refuses before creating anything: the intent is dropped at once.
+        mock.inject(MockOp::Spawn, Fault::Unavailable, 1);
+        orch.spawn(req("fay", Duration::from_secs(60)))
+            .await
+            .unwrap_err();
+        assert!(store.list().await.unwrap().is_empty());
+        // An ambiguous create (the machine exists) whose reconciliation listing fails:
+        // the outcome is unknown, so the intent is kept.
+        mock.inject(MockOp::Spawn, Fault::ErrorAfterCreate, 1);
+        mock.inject(MockOp::List, Fault::Unavailable, 1);
+        orch.spawn(req("fay", Duration::from_secs(60)))
+            .await
+            .unwrap_err();
+        let kept = store.list().await.unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].state, SessionState::Pending);
+        // An intent whose process died before the provider created anything.
+        let mut ghost = kept[0].clone();
+        ghost.id = "0123456789abcdef0123456789abcdef".into();
+        ghost.name = "atlas-neverspawned".into();
+        store.insert(&ghost).await.unwrap();
+        drop(orch);
+        (kept[0].clone(), ghost)
+    };
+    assert_eq!(mock.live_count().unwrap(), 1);
+    let store = Arc::new(SqliteSessionStore::open(&path).unwrap());
+    let orch = start(&mock, Arc::<SqliteSessionStore>::clone(&store)).await;
+    assert_eq!(orch.len(), 1);
+    assert_eq!(
+        orch.get(&kept.id).unwrap().state,
+        SessionState::Active,
+        "machine found by launch name: adopted"
+    );
+    assert!(
+        store.get(&ghost.id).await.unwrap().is_none(),
+        "no machine: intent dropped"
+    );
+    orch.shutdown(ShutdownPolicy::Terminate).await.unwrap();
+    assert!(store.list().await.unwrap().is_empty());
+    assert_eq!(mock.live_count().unwrap(), 0);
+}
