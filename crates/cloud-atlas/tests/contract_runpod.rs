@@ -589,3 +589,19 @@ async fn conformance_suite_passes_against_the_contract_server() {
     }
     prism.assert_no_violations();
 }
+
+/// The orchestrator reconciles its spend estimate against RunPod's billing API.
+#[tokio::test]
+async fn billing_feeds_spend_reconciliation() {
+    use cloud_atlas::orchestrator::BillingSource;
+    let prism = Prism::start("runpod/rest-v2.openapi.json");
+    let rp = provider(&prism.base_url());
+    let since = chrono::Utc::now() - chrono::Duration::hours(6);
+    let billed = rp
+        .billed_usd(&["7h9k2m4n6p".to_string(), "not-ours".to_string()], since)
+        .await
+        .unwrap();
+    assert_eq!(billed.len(), 1, "{billed:?}");
+    assert!((billed["7h9k2m4n6p"] - 12.34).abs() < 1e-9);
+    prism.assert_no_violations();
+}

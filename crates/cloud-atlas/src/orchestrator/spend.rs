@@ -170,9 +170,9 @@ pub(crate) fn crossed(limits: &SpendLimits, spend: &UserSpend) -> Option<&'stati
 /// ([`Session::billed_usd`](super::Session::billed_usd)) and the overall drift
 /// (estimate vs billed) in [`SpendReport::reconciliation_drift_usd`] and a gauge.
 ///
-/// Implemented here for [`Mock`] (its exact accrual). RunPod's billing client is being
-/// written in parallel; the RunPod provider is meant to implement this trait once it
-/// lands (register it with [`OrchestratorBuilder::billing`](super::OrchestratorBuilder::billing)).
+/// Implemented here for [`Mock`] (its exact accrual) and, with the `runpod` feature, for
+/// RunPod (its `/v2/billing/pods` hourly buckets). Register one with
+/// [`OrchestratorBuilder::billing`](super::OrchestratorBuilder::billing).
 #[async_trait]
 pub trait BillingSource: Send + Sync + Debug {
     /// USD billed for each of `compute_ids` since `since` (ids the provider does not know
@@ -185,6 +185,30 @@ pub trait BillingSource: Send + Sync + Debug {
         compute_ids: &[String],
         since: DateTime<Utc>,
     ) -> Result<BTreeMap<String, f64>>;
+}
+
+/// RunPod's billing API (`/v2/billing/pods`, hourly buckets): the USD RunPod billed
+/// each pod since `since`, summed over the buckets that name it.
+#[cfg(feature = "runpod")]
+#[async_trait]
+impl BillingSource for crate::providers::runpod::RunPod {
+    async fn billed_usd(
+        &self,
+        compute_ids: &[String],
+        since: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, f64>> {
+        use crate::providers::runpod::{BillingQuery, BucketSize};
+        let end = Utc::now().max(since + chrono::Duration::seconds(1));
+        let q = BillingQuery::range(since, end, BucketSize::Hour);
+        let summary = self.billing().pods(&q, None).await?;
+        let mut out = BTreeMap::new();
+        for r in summary.records {
+            if let Some(id) = r.resource_id.filter(|id| compute_ids.contains(id)) {
+                *out.entry(id).or_insert(0.0) += r.total;
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[async_trait]
