@@ -32,6 +32,8 @@
 //! ## Cargo features
 //! - `runpod`, `lambda`, `vast`, `fly` (default): the providers; `fly` also brings Fly platform ops.
 //! - `sqlite` (default): persistence for the mock cloud, session store and token store.
+//! - `postgres`: PostgreSQL session store and reaper leader lease, for several app nodes
+//!   sharing one cloud account (`orchestrator::store::PgSessionStore`).
 //! - `testing`: the public provider conformance suite (module `testing`).
 //! - `tower`: pod-side auth layers (module `auth::layer`).
 //!
@@ -51,7 +53,10 @@
 //! `eventsource-stream` parses server-sent events (RunPod pod logs) so no SSE framing is
 //! hand-written; `percent-encoding` decodes signed-URL query bytes exactly (no lossy
 //! UTF-8), which ExAtlas byte-compatibility needs; `http`/`tower-layer`/`tower-service`
-//! (feature `tower`) type the pod-side auth layers without pulling in all of `tower`.
+//! (feature `tower`) type the pod-side auth layers without pulling in all of `tower`;
+//! `tokio-postgres` (feature `postgres`, runtime only, no TLS) is the shared session store
+//! and reaper lease for several nodes; no pool (`deadpool-postgres`): every store call is
+//! one statement, pipelined on one connection that is re-opened when it drops.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]

@@ -70,6 +70,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 pub mod events;
+pub mod lease;
 pub mod reaper;
 pub mod schedule;
 pub mod session;
@@ -77,6 +78,7 @@ pub mod spend;
 pub mod store;
 
 pub use events::{Event, EventKind, Recv, Subscription, TerminateReason};
+pub use lease::{AlwaysLeader, LeaderLease};
 pub use reaper::{ReapAction, ReapDecision, ReapOptions, ReapReport, Reaper, ReaperConfig};
 pub use session::{
     Session, SessionFilter, SessionRequest, SessionState, SpawnedSession, DEFAULT_NAME_PREFIX,
@@ -189,6 +191,7 @@ pub struct OrchestratorBuilder {
     providers: BTreeMap<String, Arc<dyn Provider>>,
     billing: BTreeMap<String, Arc<dyn BillingSource>>,
     config: OrchestratorConfig,
+    lease: Option<Arc<dyn LeaderLease>>,
 }
 
 impl OrchestratorBuilder {
@@ -222,6 +225,16 @@ impl OrchestratorBuilder {
     /// Settings.
     pub fn config(mut self, c: OrchestratorConfig) -> OrchestratorBuilder {
         self.config = c;
+        self
+    }
+    /// Run interval reaper rounds only while holding `lease` (default [`AlwaysLeader`]);
+    /// use one when several nodes share a store, so one reaper runs per cluster.
+    pub fn leader_lease(self, lease: impl LeaderLease) -> OrchestratorBuilder {
+        self.leader_lease_arc(Arc::new(lease))
+    }
+    /// The reaper lease, already shared.
+    pub fn leader_lease_arc(mut self, lease: Arc<dyn LeaderLease>) -> OrchestratorBuilder {
+        self.lease = Some(lease);
         self
     }
 
@@ -265,6 +278,8 @@ impl OrchestratorBuilder {
             shut: AtomicBool::new(false),
             by_user: Mutex::new(HashMap::new()),
             states: Default::default(),
+            lease: self.lease.unwrap_or_else(|| Arc::new(AlwaysLeader)),
+            leader: AtomicBool::new(false),
         });
         inner.readopt().await?;
         let lp = Arc::clone(&inner);
@@ -464,6 +479,10 @@ struct Inner {
     by_user: Mutex<HashMap<String, LiveSet>>,
     /// Sessions pending, active, terminating (gauges without scanning).
     states: [AtomicI64; 3],
+    /// Interval reaper rounds run only while this is held.
+    lease: Arc<dyn LeaderLease>,
+    /// Whether the last lease attempt held it.
+    leader: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -644,6 +663,12 @@ impl Orchestrator {
         self.inner.reap(opts).await
     }
 
+    /// Whether this node held the reaper lease at its last interval round (see
+    /// [`LeaderLease`]); `false` before the first round and after shutdown.
+    pub fn is_reaper_leader(&self) -> bool {
+        self.inner.leader.load(Ordering::Acquire)
+    }
+
     /// Reconcile estimates with provider billing now (providers with a [`BillingSource`]).
     ///
     /// # Errors
@@ -674,6 +699,11 @@ impl Orchestrator {
         let loops = std::mem::take(&mut *lock(&self.guard.loops));
         for h in loops {
             let _ = h.await;
+        }
+        if inner.leader.swap(false, Ordering::AcqRel) {
+            if let Err(e) = inner.lease.release().await {
+                tracing::warn!(error = %e, "could not release the reaper lease; it passes on when it expires");
+            }
         }
         let flushed = inner.flush().await;
         let before = self.len();
@@ -1260,6 +1290,9 @@ impl Inner {
             tokio::select! {
                 _ = self.loops.cancelled() => break,
                 _ = t.tick() => {
+                    if !self.hold_lease().await {
+                        continue;
+                    }
                     match self.reap(&ReapOptions::default()).await {
                         Ok(r) => tracing::debug!(decisions = r.decisions.len(), "reaper round"),
                         Err(e) => tracing::warn!(error = %e, "reaper round failed"),
@@ -1267,6 +1300,26 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// Take or renew the reaper lease; a failed attempt counts as not held (another
+    /// node may hold it), so the round is skipped.
+    async fn hold_lease(&self) -> bool {
+        let held = match self.lease.acquire().await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(error = %e, "reaper lease check failed; skipping this round");
+                false
+            }
+        };
+        let was = self.leader.swap(held, Ordering::AcqRel);
+        match (was, held) {
+            (false, true) => tracing::info!("holding the reaper lease; this node runs the reaper"),
+            (true, false) => tracing::info!("lost the reaper lease; another node runs the reaper"),
+            (false, false) => tracing::debug!("reaper lease held elsewhere; round skipped"),
+            (true, true) => {}
+        }
+        held
     }
 
     async fn flush(&self) -> Result<usize> {

@@ -1,5 +1,5 @@
 //! Where tracked sessions live: the [`SessionStore`] trait, an in-memory store, the
-//! embedded SQLite default, and the public conformance suite every store must pass.
+//! embedded SQLite default, PostgreSQL for several nodes (feature `postgres`), and the public conformance suite every store must pass.
 //!
 //! Stores keep what [`Session`] holds: token hashes, never raw tokens.
 
@@ -15,11 +15,15 @@ use crate::error::Result;
 
 mod conformance;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
 pub use conformance::{run_store_conformance, StoreConformanceFailure};
 pub use memory::MemorySessionStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PgLeaderLease, PgSessionStore, DEFAULT_TABLE_PREFIX};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteSessionStore, SESSIONS_DB_FILE};
 
