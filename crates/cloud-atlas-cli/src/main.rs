@@ -39,6 +39,7 @@
 //! | `lambda ssh-keys list`, `lambda file-systems list` | arrays of `cloud_atlas::providers::lambda::{SshKey, FileSystem}` |
 //! | `lambda instance-types` | array of `{"instance_type": {name, description, gpu_description, price_cents_per_hour, specs}, "regions_with_capacity_available": [{name, description}]}` |
 //! | `lambda restart` | [`cloud_atlas::Compute`] |
+//! | `vast offers` | array of [`cloud_atlas::GpuType`], one per offer, cheapest first: `id` = offer id, `gpu_count`, `price_on_demand` (`--spot`: `price_spot`, the bid floor) for the whole offer, `regions` = `[country]`, `raw` = Vast's offer |
 //! | `token mint` | `{"token", "hash", "header", "env": {"ATLAS_PRESHARED_KEY"}}` (the raw token, shown once) |
 //! | `token verify`, `url verify` | `{"valid": true}` (`url verify` adds `expires_at`); invalid → exit 3 |
 //! | `url sign` | `{"url", "expires_at"}` |
@@ -163,6 +164,11 @@ enum Command {
         #[command(subcommand)]
         command: cmd::runpod::RunpodCommand,
     },
+    /// Vast.ai: live offers from the GPU marketplace, cheapest first
+    Vast {
+        #[command(subcommand)]
+        command: cmd::vast::VastCommand,
+    },
     /// Tracked sessions in the local store (spawn, ls, stop)
     Session {
         #[command(subcommand)]
@@ -222,6 +228,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
     if matches!(command, Command::Lambda { .. }) {
         global.provider.get_or_insert_with(|| "lambda".to_string());
     }
+    if matches!(command, Command::Vast { .. }) {
+        global.provider.get_or_insert_with(|| "vast".to_string());
+    }
     let ctx = Context::load(&global)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -247,6 +256,7 @@ async fn dispatch(ctx: Context, command: Command) -> Result<ExitCode> {
         Command::Job { command } => cmd::job::run(&ctx, command).await,
         Command::Runpod { command } => cmd::runpod::run(ctx, command).await,
         Command::Lambda { command } => cmd::lambda::run(&ctx, command).await,
+        Command::Vast { command } => cmd::vast::run(&ctx, command).await,
         Command::Demo => cmd::demo::run(&ctx).await,
         Command::Session { command } => cmd::session::run(&ctx, command).await,
         Command::Reap(a) => cmd::reap::run(&ctx, a).await,

@@ -14,3 +14,4 @@ pub(crate) mod providers;
 pub(crate) mod reap;
 pub(crate) mod runpod;
 pub(crate) mod session;
+pub(crate) mod vast;

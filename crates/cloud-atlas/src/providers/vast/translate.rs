@@ -85,7 +85,8 @@ pub struct OfferQuery {
     pub num_gpus: Option<u32>,
     /// Interruptible (bid) pricing instead of on-demand.
     pub spot: bool,
-    /// Only verified hosts (default true, as the CLI).
+    /// Only verified hosts (default true, as the CLI); `false` = any host (no filter,
+    /// as the CLI's `verified=any`).
     pub verified: bool,
     /// Only data-centre hosts (Vast's "secure cloud").
     pub datacenter_only: bool,
@@ -208,13 +209,16 @@ impl OfferQuery {
 /// The search body for `POST /api/v0/bundles/`.
 ///
 /// Filters are `{field: {op: value}}`. Fixed parts match the `vastai` CLI defaults
-/// (`verified`, `external: false`, `rentable: true`, `rented: false`); `type` is
+/// (`verified` unless the query says any host, `external: false`, `rentable: true`,
+/// `rented: false`); `type` is
 /// `ondemand` or `bid` (the spec's spelling, also the docs'); `order` sorts by price
 /// then reliability — two `[field, direction]` pairs, which both the published spec
 /// (that wrongly puts `minItems: 2` on the outer list) and the service accept.
 pub fn search_body(q: &OfferQuery) -> Value {
     let mut b = Map::new();
-    b.insert("verified".into(), json!({"eq": q.verified}));
+    if q.verified {
+        b.insert("verified".into(), json!({"eq": true}));
+    }
     b.insert("external".into(), json!({"eq": false}));
     b.insert("rentable".into(), json!({"eq": true}));
     b.insert("rented".into(), json!({"eq": false}));
@@ -867,6 +871,11 @@ mod tests {
         assert_eq!(b["order"].as_array().unwrap().len(), 2);
         let spot = OfferQuery::for_request(&req().spot(true).build().unwrap()).unwrap();
         assert_eq!(search_body(&spot)["type"], "bid");
+        let any_host = OfferQuery {
+            verified: false,
+            ..OfferQuery::default()
+        };
+        assert!(search_body(&any_host).get("verified").is_none());
     }
 
     #[test]
