@@ -14,6 +14,14 @@
 //!
 //! Connections are plain TCP or Unix sockets (`NoTls`): reach a remote server through
 //! a TLS-terminating proxy or a private network.
+//!
+//! # Caveats
+//! Nodes share the store and elect one reaper, but sessions have no owner node yet: an
+//! orchestrator adopts every stored session when it starts and runs their idle timers
+//! from the heartbeats it sees. A node started while another node's sessions are live
+//! could therefore end one of them as idle although the other node keeps touching it.
+//! Until sessions carry an owner (or idle expiry re-reads the stored heartbeat), start
+//! every node before spawning sessions, or route each user's heartbeats to one node.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
