@@ -135,8 +135,23 @@ impl Prism {
         self.log.lock().unwrap().clone()
     }
 
-    /// Log lines reporting a request that did not match the spec.
+    /// Wait until Prism's log stops growing (its output is read on other threads, so the
+    /// lines of the last requests may still be on their way), at most 3 s.
+    pub fn settle(&self) {
+        let started = Instant::now();
+        let mut last = self.log.lock().unwrap().len();
+        let mut quiet = 0;
+        while quiet < 2 && started.elapsed() < Duration::from_secs(3) {
+            std::thread::sleep(Duration::from_millis(150));
+            let now = self.log.lock().unwrap().len();
+            quiet = if now == last { quiet + 1 } else { 0 };
+            last = now;
+        }
+    }
+
+    /// Log lines reporting a request that did not match the spec (after [`Prism::settle`]).
     pub fn violations(&self) -> Vec<String> {
+        self.settle();
         self.log()
             .lines()
             .filter(|l| {
@@ -160,6 +175,7 @@ impl Prism {
 
     /// How many requests Prism answered.
     pub fn request_count(&self) -> usize {
+        self.settle();
         self.log().matches("Request received").count()
     }
 }
