@@ -597,3 +597,46 @@ async fn stop_or_shutdown_during_a_spawn_leaks_nothing() {
     assert_eq!(report.left_tracked, 0);
     assert_eq!(mock.live_count().unwrap(), 0);
 }
+
+/// With a store shared by two nodes, a node that did not see the touches reads the
+/// stored heartbeat before ending a session as idle, so it never ends a session that
+/// the other node keeps alive.
+#[tokio::test(start_paused = true)]
+async fn a_second_node_respects_heartbeats_persisted_by_the_first() {
+    let mock = Mock::in_memory();
+    let store: std::sync::Arc<dyn cloud_atlas::orchestrator::SessionStore> =
+        std::sync::Arc::new(MemorySessionStore::new());
+    let node = |mock: &Mock| {
+        Orchestrator::builder()
+            .store_arc(std::sync::Arc::clone(&store))
+            .provider(mock.clone())
+            .config(cfg())
+            .start()
+    };
+    let a = node(&mock).await.unwrap();
+    let s = a
+        .spawn(req("alice").with_idle_ttl(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    let id = s.session.id.clone();
+    // Node B starts later and adopts the session from the shared store.
+    let b = node(&mock).await.unwrap();
+    let mut sub_b = b.subscribe(&id);
+    // The user keeps touching through node A only, for three TTLs.
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        a.touch(&id).unwrap();
+    }
+    assert_eq!(b.get(&id).unwrap().state, SessionState::Active);
+    assert_eq!(
+        mock.live_count().unwrap(),
+        1,
+        "node B did not end it as idle"
+    );
+    // Once the touches stop, it does end as idle.
+    let (reason, _) = until_terminated(&mut sub_b).await;
+    assert_eq!(reason, TerminateReason::Idle);
+    a.shutdown(ShutdownPolicy::Terminate).await.unwrap();
+    b.shutdown(ShutdownPolicy::Terminate).await.unwrap();
+    assert_eq!(mock.live_count().unwrap(), 0);
+}

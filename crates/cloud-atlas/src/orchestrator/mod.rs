@@ -1214,10 +1214,26 @@ impl Inner {
             return;
         }
         let (at, reason) = lock(&live.rec).next_deadline(live.beat.last());
-        if self.clock.now() >= at {
-            self.begin_terminate(&live, reason);
-        } else {
+        if self.clock.now() < at {
             self.schedule(&live);
+        } else if reason == TerminateReason::Idle {
+            // Before ending a session as idle, take in the heartbeat the store holds: with
+            // a store shared by several nodes another node may be the one being touched.
+            // One read per idle expiry, never on the touch path.
+            let me = Arc::clone(self);
+            self.tasks.spawn(async move {
+                if let Ok(Some(stored)) = me.store.get(&live.id).await {
+                    live.beat.observe(stored.last_touch);
+                }
+                let (at, reason) = lock(&live.rec).next_deadline(live.beat.last());
+                if me.clock.now() >= at {
+                    me.begin_terminate(&live, reason);
+                } else {
+                    me.schedule(&live);
+                }
+            });
+        } else {
+            self.begin_terminate(&live, reason);
         }
     }
 

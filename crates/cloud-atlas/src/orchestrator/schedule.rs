@@ -163,6 +163,12 @@ impl Beat {
         !self.dirty.swap(true, Ordering::AcqRel)
     }
 
+    /// Take in a heartbeat another node persisted (never moves backwards, never dirties).
+    pub(crate) fn observe(&self, at: DateTime<Utc>) {
+        self.last_touch_ms
+            .fetch_max(at.timestamp_millis(), Ordering::Relaxed);
+    }
+
     pub(crate) fn last(&self) -> DateTime<Utc> {
         from_ms(self.last_touch_ms.load(Ordering::Relaxed))
     }

@@ -16,12 +16,13 @@
 //! a TLS-terminating proxy or a private network.
 //!
 //! # Caveats
-//! Nodes share the store and elect one reaper, but sessions have no owner node yet: an
-//! orchestrator adopts every stored session when it starts and runs their idle timers
-//! from the heartbeats it sees. A node started while another node's sessions are live
-//! could therefore end one of them as idle although the other node keeps touching it.
-//! Until sessions carry an owner (or idle expiry re-reads the stored heartbeat), start
-//! every node before spawning sessions, or route each user's heartbeats to one node.
+//! Nodes share the store and elect one reaper, but sessions have no owner node: every
+//! orchestrator adopts every stored session when it starts. Before a node ends a session
+//! as idle it reads the heartbeat the store holds, so a session kept alive through
+//! another node is not ended; that heartbeat lags by up to one persistence interval
+//! (`heartbeat_flush_interval`), so keep the idle TTL well above it. Max-runtime and
+//! budget ends may be carried out by whichever node reaches them first (terminate is
+//! idempotent).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
