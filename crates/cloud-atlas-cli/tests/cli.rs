@@ -2,11 +2,13 @@
 //! SQLite state through `ATLAS_HOME`. The environment is cleared for every run so no
 //! user config, API key or base URL leaks in.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::Run;
 use serde_json::Value;
 
 /// A private world for one test: data dir, config file, home.
@@ -25,61 +27,12 @@ impl Sandbox {
         Sandbox { dir }
     }
 
-    fn home(&self) -> PathBuf {
-        self.dir.path().join("home")
-    }
-
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_atlas"));
-        c.args(args)
-            .current_dir(self.dir.path())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.home())
-            .env("XDG_CONFIG_HOME", self.home().join(".config"))
-            .env("ATLAS_HOME", self.dir.path().join("data"))
-            .env("ATLAS_CONFIG", self.dir.path().join("atlas.toml"));
-        c
+        common::atlas(self.dir.path(), args)
     }
 
     fn run(&self, args: &[&str]) -> Run {
         Run::from(self.cmd(args).output().unwrap())
-    }
-}
-
-/// What one invocation produced.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl From<Output> for Run {
-    fn from(o: Output) -> Run {
-        Run {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
-    }
-}
-
-impl Run {
-    fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "expected success: {self:#?}");
-        self
-    }
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {self:#?}"))
-    }
-    /// The error line: exactly one line on stderr, starting `error: `.
-    fn error_line(&self) -> &str {
-        let lines: Vec<&str> = self.stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "one error line expected: {self:#?}");
-        assert!(lines[0].starts_with("error: "), "{self:#?}");
-        lines[0]
     }
 }
 

@@ -2,11 +2,13 @@
 //! fake `fly` shell scripts on a private `PATH` and a local server speaking Fly's
 //! JSON:API logs shape.
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path as UrlPath, Query, State};
@@ -14,6 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use common::Run;
 use serde_json::Value;
 
 /// Where the system tools the fake scripts use (`sh`, `sleep`, `cat`) live.
@@ -41,10 +44,6 @@ impl Sandbox {
 
     fn root(&self) -> &Path {
         self.dir.path()
-    }
-
-    fn home(&self) -> PathBuf {
-        self.root().join("home")
     }
 
     fn token_dir(&self) -> PathBuf {
@@ -109,15 +108,8 @@ impl Sandbox {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_atlas"));
-        c.args(args)
-            .current_dir(self.root())
-            .env_clear()
-            .env("PATH", &self.path)
-            .env("HOME", self.home())
-            .env("XDG_CONFIG_HOME", self.home().join(".config"))
-            .env("ATLAS_HOME", self.root().join("data"))
-            .env("ATLAS_CONFIG", self.root().join("atlas.toml"));
+        let mut c = common::atlas(self.root(), args);
+        c.env("PATH", &self.path);
         for (k, v) in &self.env {
             c.env(k, v);
         }
@@ -152,42 +144,6 @@ impl Sandbox {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap()
-    }
-}
-
-/// What one invocation produced.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl From<Output> for Run {
-    fn from(o: Output) -> Run {
-        Run {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
-    }
-}
-
-impl Run {
-    fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "expected success: {self:#?}");
-        self
-    }
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {self:#?}"))
-    }
-    /// The error line: exactly one line on stderr, starting `error: `.
-    fn error_line(&self) -> &str {
-        let lines: Vec<&str> = self.stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "one error line expected: {self:#?}");
-        assert!(lines[0].starts_with("error: "), "{self:#?}");
-        lines[0]
     }
 }
 

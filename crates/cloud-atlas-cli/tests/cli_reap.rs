@@ -3,8 +3,9 @@
 //! its decisions on a mock seeded with tracked, orphaned-with-prefix, young and foreign
 //! machines, and only the orphan goes.
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -29,16 +30,7 @@ impl Sandbox {
 
     /// Run `atlas args…`; returns (exit code, stdout, stderr).
     fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let o = Command::new(env!("CARGO_BIN_EXE_atlas"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path().join("home"))
-            .env("ATLAS_HOME", self.data())
-            .env("ATLAS_CONFIG", self.dir.path().join("atlas.toml"))
-            .output()
-            .unwrap();
+        let o = common::atlas(self.dir.path(), args).output().unwrap();
         (
             o.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&o.stdout).into_owned(),

@@ -6,11 +6,13 @@
 #[path = "../../cloud-atlas/tests/support/mod.rs"]
 mod support;
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::Run;
 use serde_json::Value;
 use support::prism::Prism;
 use support::runpod_runtime::{self, KEY};
@@ -48,21 +50,9 @@ impl Sandbox {
         self
     }
 
-    fn home(&self) -> PathBuf {
-        self.dir.path().join("home")
-    }
-
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_atlas"));
-        c.args(args)
-            .current_dir(self.dir.path())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.home())
-            .env("XDG_CONFIG_HOME", self.home().join(".config"))
-            .env("ATLAS_HOME", self.dir.path().join("data"))
-            .env("ATLAS_CONFIG", self.dir.path().join("atlas.toml"))
-            .env("RUNPOD_API_KEY", KEY)
+        let mut c = common::atlas(self.dir.path(), args);
+        c.env("RUNPOD_API_KEY", KEY)
             .env("ATLAS_RUNPOD_BASE_URL", &self.base_url);
         if let Some(u) = &self.serverless_url {
             c.env("ATLAS_RUNPOD_SERVERLESS_BASE_URL", u);
@@ -72,43 +62,6 @@ impl Sandbox {
 
     fn run(&self, args: &[&str]) -> Run {
         Run::from(self.cmd(args).output().unwrap())
-    }
-}
-
-/// What one invocation produced.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl From<Output> for Run {
-    fn from(o: Output) -> Run {
-        Run {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
-    }
-}
-
-impl Run {
-    fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "expected success: {self:#?}");
-        self
-    }
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {self:#?}"))
-    }
-    /// Exit `code` with exactly one `error: ` line on stderr; returns that line.
-    fn fails(&self, code: i32) -> &str {
-        assert_eq!(self.code, code, "{self:#?}");
-        let lines: Vec<&str> = self.stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "one error line expected: {self:#?}");
-        assert!(lines[0].starts_with("error: "), "{self:#?}");
-        lines[0]
     }
 }
 

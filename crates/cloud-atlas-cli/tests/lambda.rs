@@ -7,11 +7,12 @@
 #[allow(unreachable_pub)]
 mod prism;
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
+use std::path::Path;
+
+use common::Run;
 use prism::Prism;
-use serde_json::Value;
 
 const SPEC: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -20,46 +21,12 @@ const SPEC: &str = concat!(
 /// The id every instance example in the spec carries.
 const EXAMPLE_ID: &str = "0920582c7ff041399e34823a0be62549";
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn ok(self) -> Run {
-        assert_eq!(
-            self.code, 0,
-            "expected success:\nstdout: {}\nstderr: {}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
-    }
-}
-
 fn atlas(dir: &Path, base_url: &str, args: &[&str]) -> Run {
-    let o = Command::new(env!("CARGO_BIN_EXE_atlas"))
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", dir.join("home"))
-        .env("XDG_CONFIG_HOME", dir.join("home/.config"))
-        .env("ATLAS_HOME", dir.join("data"))
-        .env("ATLAS_CONFIG", dir.join("atlas.toml"))
-        .env("LAMBDA_API_KEY", "lambda-cli-test-key-0123")
-        .env("ATLAS_LAMBDA_BASE_URL", base_url)
-        .output()
-        .unwrap();
-    Run {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
+    Run::of(
+        common::atlas(dir, args)
+            .env("LAMBDA_API_KEY", "lambda-cli-test-key-0123")
+            .env("ATLAS_LAMBDA_BASE_URL", base_url),
+    )
 }
 
 #[test]

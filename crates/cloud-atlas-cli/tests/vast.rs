@@ -10,7 +10,7 @@ mod prism;
 #[allow(dead_code, unreachable_pub)]
 mod vast_server;
 
-use std::process::Command;
+mod common;
 
 use serde_json::{json, Value};
 
@@ -29,14 +29,7 @@ fn atlas_any(dir: &tempfile::TempDir, base: &str, args: &[&str]) -> (i32, String
         "[providers.vast]\nrequests_per_second = 500\nburst = 500\n",
     )
     .unwrap();
-    let o = Command::new(env!("CARGO_BIN_EXE_atlas"))
-        .args(args)
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", dir.path().join("home"))
-        .env("ATLAS_HOME", dir.path().join("data"))
-        .env("ATLAS_CONFIG", dir.path().join("atlas.toml"))
+    let o = common::atlas(dir.path(), args)
         .env("VAST_API_KEY", KEY)
         .env("ATLAS_VAST_BASE_URL", base)
         .output()

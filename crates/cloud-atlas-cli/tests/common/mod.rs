@@ -1,0 +1,75 @@
+//! Shared by the CLI tests: the `atlas` binary in a cleared environment rooted in a
+//! test's own folder, and what one run produced.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// `atlas args…` with the environment cleared so no user config, API key or base URL
+/// leaks in: `PATH` from this process, `HOME`/`XDG_CONFIG_HOME` under `dir/home`, state in
+/// `dir/data` (`ATLAS_HOME`), config `dir/atlas.toml`, run in `dir`. Callers add the
+/// provider's key and base URL with `.env(…)`.
+pub fn atlas(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_atlas"));
+    c.args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir.join("home"))
+        .env("XDG_CONFIG_HOME", dir.join("home").join(".config"))
+        .env("ATLAS_HOME", dir.join("data"))
+        .env("ATLAS_CONFIG", dir.join("atlas.toml"));
+    c
+}
+
+/// What one invocation produced.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code (-1 when killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Run `cmd` to the end.
+    pub fn of(cmd: &mut Command) -> Run {
+        Run::from(cmd.output().unwrap())
+    }
+    /// Assert exit 0.
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "expected success: {self:#?}");
+        self
+    }
+    /// Stdout as one JSON document.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {self:#?}"))
+    }
+    /// The error line: exactly one line on stderr, starting `error: `.
+    pub fn error_line(&self) -> &str {
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one error line expected: {self:#?}");
+        assert!(lines[0].starts_with("error: "), "{self:#?}");
+        lines[0]
+    }
+    /// Exit `code` with exactly one `error: ` line on stderr; returns that line.
+    pub fn fails(&self, code: i32) -> &str {
+        assert_eq!(self.code, code, "{self:#?}");
+        self.error_line()
+    }
+}
