@@ -6,11 +6,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::logs::enc;
 use super::ratelimit::Rest;
-use super::{decode, decode_list};
-use crate::error::{Error, Result};
-use crate::http::Idempotency;
+use super::resource::{Kind, Resource};
+use crate::error::Result;
 
 /// Worker scaling bounds of an endpoint.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,15 +58,30 @@ pub struct Endpoint {
     pub raw: Value,
 }
 
+const KIND: Kind = Kind {
+    path: "/v2/serverless",
+    list_key: "endpoints",
+    id_required: "an endpoint id is required",
+    ops: [
+        "endpoints.list",
+        "endpoints.get",
+        "endpoints.create",
+        "endpoints.update",
+        "endpoints.delete",
+    ],
+};
+
 /// The serverless-endpoints surface.
 #[derive(Debug, Clone)]
 pub struct EndpointsApi {
-    rest: Rest,
+    res: Resource,
 }
 
 impl EndpointsApi {
     pub(crate) fn new(rest: Rest) -> EndpointsApi {
-        EndpointsApi { rest }
+        EndpointsApi {
+            res: Resource::new(rest, KIND),
+        }
     }
 
     /// Every endpoint of the account.
@@ -76,13 +89,7 @@ impl EndpointsApi {
     /// # Errors
     /// Request errors; an unexpected body is a `Provider` error naming the field.
     pub async fn list(&self) -> Result<Vec<Endpoint>> {
-        let rq = self
-            .rest
-            .api()
-            .get("/v2/serverless")
-            .operation("endpoints.list");
-        let v: Value = self.rest.json(rq).await?;
-        decode_list(&v, "endpoints")
+        self.res.list().await
     }
 
     /// One endpoint.
@@ -90,13 +97,7 @@ impl EndpointsApi {
     /// # Errors
     /// `NotFound` for an unknown id.
     pub async fn get(&self, id: &str) -> Result<Endpoint> {
-        check(id)?;
-        let rq = self
-            .rest
-            .api()
-            .get(&format!("/v2/serverless/{}", enc(id)))
-            .operation("endpoints.get");
-        decode(&self.rest.json(rq).await?)
+        self.res.get(id).await
     }
 
     /// Create an endpoint from a `CreateEndpointRequest` body.
@@ -107,14 +108,7 @@ impl EndpointsApi {
     /// # Cost
     /// Workers bill while running; `workers.min > 0` bills from creation.
     pub async fn create(&self, body: &Value) -> Result<Endpoint> {
-        let rq = self
-            .rest
-            .api()
-            .post("/v2/serverless")
-            .body(body.clone())
-            .idempotency(Idempotency::Unsafe)
-            .operation("endpoints.create");
-        decode(&self.rest.json(rq).await?)
+        self.res.create(body.clone()).await
     }
 
     /// Change fields of an endpoint (`UpdateEndpointRequest`).
@@ -122,15 +116,7 @@ impl EndpointsApi {
     /// # Errors
     /// `NotFound` for an unknown id; `Validation` for a rejected body.
     pub async fn update(&self, id: &str, body: &Value) -> Result<Endpoint> {
-        check(id)?;
-        let rq = self
-            .rest
-            .api()
-            .patch(&format!("/v2/serverless/{}", enc(id)))
-            .body(body.clone())
-            .idempotency(Idempotency::Idempotent)
-            .operation("endpoints.update");
-        decode(&self.rest.json(rq).await?)
+        self.res.update(id, body.clone()).await
     }
 
     /// Delete an endpoint.
@@ -138,19 +124,6 @@ impl EndpointsApi {
     /// # Errors
     /// `NotFound` for an unknown id.
     pub async fn delete(&self, id: &str) -> Result<()> {
-        check(id)?;
-        let rq = self
-            .rest
-            .api()
-            .delete(&format!("/v2/serverless/{}", enc(id)))
-            .operation("endpoints.delete");
-        self.rest.send(rq).await.map(|_| ())
+        self.res.delete(id).await
     }
-}
-
-fn check(id: &str) -> Result<()> {
-    if id.trim().is_empty() {
-        return Err(Error::validation("id", "an endpoint id is required"));
-    }
-    Ok(())
 }

@@ -55,6 +55,7 @@ pub mod logs;
 pub mod network_volumes;
 pub mod pods;
 pub mod ratelimit;
+mod resource;
 pub mod serverless;
 pub mod templates;
 pub mod translate;

@@ -5,11 +5,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::logs::enc;
 use super::ratelimit::Rest;
-use super::{decode, decode_list};
+use super::resource::{Kind, Resource};
 use crate::error::{Error, Result};
-use crate::http::Idempotency;
 
 /// A network volume, summarised; the full object is in `raw`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,15 +31,30 @@ pub struct NetworkVolume {
     pub raw: Value,
 }
 
+const KIND: Kind = Kind {
+    path: "/v2/network-volumes",
+    list_key: "networkVolumes",
+    id_required: "a network volume id is required",
+    ops: [
+        "network_volumes.list",
+        "network_volumes.get",
+        "network_volumes.create",
+        "network_volumes.update",
+        "network_volumes.delete",
+    ],
+};
+
 /// The network-volumes surface.
 #[derive(Debug, Clone)]
 pub struct NetworkVolumesApi {
-    rest: Rest,
+    res: Resource,
 }
 
 impl NetworkVolumesApi {
     pub(crate) fn new(rest: Rest) -> NetworkVolumesApi {
-        NetworkVolumesApi { rest }
+        NetworkVolumesApi {
+            res: Resource::new(rest, KIND),
+        }
     }
 
     /// Every network volume of the account.
@@ -49,13 +62,7 @@ impl NetworkVolumesApi {
     /// # Errors
     /// Request errors; an unexpected body is a `Provider` error naming the field.
     pub async fn list(&self) -> Result<Vec<NetworkVolume>> {
-        let rq = self
-            .rest
-            .api()
-            .get("/v2/network-volumes")
-            .operation("network_volumes.list");
-        let v: Value = self.rest.json(rq).await?;
-        decode_list(&v, "networkVolumes")
+        self.res.list().await
     }
 
     /// One network volume.
@@ -63,13 +70,7 @@ impl NetworkVolumesApi {
     /// # Errors
     /// `NotFound` for an unknown id.
     pub async fn get(&self, id: &str) -> Result<NetworkVolume> {
-        check(id)?;
-        let rq = self
-            .rest
-            .api()
-            .get(&format!("/v2/network-volumes/{}", enc(id)))
-            .operation("network_volumes.get");
-        decode(&self.rest.json(rq).await?)
+        self.res.get(id).await
     }
 
     /// Create a volume of `size_gb` (10-4096) in `data_center`.
@@ -95,14 +96,9 @@ impl NetworkVolumesApi {
             ));
         }
         check_size(size_gb)?;
-        let rq = self
-            .rest
-            .api()
-            .post("/v2/network-volumes")
-            .body(json!({"name": name, "size": size_gb, "dataCenter": data_center}))
-            .idempotency(Idempotency::Unsafe)
-            .operation("network_volumes.create");
-        decode(&self.rest.json(rq).await?)
+        self.res
+            .create(json!({"name": name, "size": size_gb, "dataCenter": data_center}))
+            .await
     }
 
     /// Rename and/or grow a volume (RunPod volumes cannot shrink).
@@ -115,7 +111,6 @@ impl NetworkVolumesApi {
         name: Option<&str>,
         size_gb: Option<u32>,
     ) -> Result<NetworkVolume> {
-        check(id)?;
         let mut body = serde_json::Map::new();
         if let Some(n) = name {
             body.insert("name".into(), json!(n));
@@ -127,14 +122,7 @@ impl NetworkVolumesApi {
         if body.is_empty() {
             return Err(Error::validation("update", "give a new name or size"));
         }
-        let rq = self
-            .rest
-            .api()
-            .patch(&format!("/v2/network-volumes/{}", enc(id)))
-            .body(Value::Object(body))
-            .idempotency(Idempotency::Idempotent)
-            .operation("network_volumes.update");
-        decode(&self.rest.json(rq).await?)
+        self.res.update(id, Value::Object(body)).await
     }
 
     /// Delete a volume and its data.
@@ -142,21 +130,8 @@ impl NetworkVolumesApi {
     /// # Errors
     /// `NotFound` for an unknown id.
     pub async fn delete(&self, id: &str) -> Result<()> {
-        check(id)?;
-        let rq = self
-            .rest
-            .api()
-            .delete(&format!("/v2/network-volumes/{}", enc(id)))
-            .operation("network_volumes.delete");
-        self.rest.send(rq).await.map(|_| ())
+        self.res.delete(id).await
     }
-}
-
-fn check(id: &str) -> Result<()> {
-    if id.trim().is_empty() {
-        return Err(Error::validation("id", "a network volume id is required"));
-    }
-    Ok(())
 }
 
 fn check_size(size_gb: u32) -> Result<()> {

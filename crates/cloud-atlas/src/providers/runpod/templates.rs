@@ -5,11 +5,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::logs::enc;
 use super::ratelimit::Rest;
-use super::{decode, decode_list};
-use crate::error::{Error, Result};
-use crate::http::Idempotency;
+use super::resource::{Kind, Resource};
+use crate::error::Result;
 
 /// A template, summarised; the full object is in `raw`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,15 +41,30 @@ pub struct Template {
     pub raw: Value,
 }
 
+const KIND: Kind = Kind {
+    path: "/v2/templates",
+    list_key: "templates",
+    id_required: "a template id is required",
+    ops: [
+        "templates.list",
+        "templates.get",
+        "templates.create",
+        "templates.update",
+        "templates.delete",
+    ],
+};
+
 /// The templates surface.
 #[derive(Debug, Clone)]
 pub struct TemplatesApi {
-    rest: Rest,
+    res: Resource,
 }
 
 impl TemplatesApi {
     pub(crate) fn new(rest: Rest) -> TemplatesApi {
-        TemplatesApi { rest }
+        TemplatesApi {
+            res: Resource::new(rest, KIND),
+        }
     }
 
     /// Every template of the account.
@@ -59,13 +72,7 @@ impl TemplatesApi {
     /// # Errors
     /// Request errors; an unexpected body is a `Provider` error naming the field.
     pub async fn list(&self) -> Result<Vec<Template>> {
-        let rq = self
-            .rest
-            .api()
-            .get("/v2/templates")
-            .operation("templates.list");
-        let v: Value = self.rest.json(rq).await?;
-        decode_list(&v, "templates")
+        self.res.list().await
     }
 
     /// One template.
@@ -73,13 +80,7 @@ impl TemplatesApi {
     /// # Errors
     /// `NotFound` for an unknown id.
     pub async fn get(&self, id: &str) -> Result<Template> {
-        check(id)?;
-        let rq = self
-            .rest
-            .api()
-            .get(&format!("/v2/templates/{}", enc(id)))
-            .operation("templates.get");
-        decode(&self.rest.json(rq).await?)
+        self.res.get(id).await
     }
 
     /// Create a template from a `CreateTemplateRequest` body (`name`, `image`, …).
@@ -87,14 +88,7 @@ impl TemplatesApi {
     /// # Errors
     /// `Validation` when RunPod rejects the body.
     pub async fn create(&self, body: &Value) -> Result<Template> {
-        let rq = self
-            .rest
-            .api()
-            .post("/v2/templates")
-            .body(body.clone())
-            .idempotency(Idempotency::Unsafe)
-            .operation("templates.create");
-        decode(&self.rest.json(rq).await?)
+        self.res.create(body.clone()).await
     }
 
     /// Change fields of a template (`UpdateTemplateRequest`).
@@ -102,15 +96,7 @@ impl TemplatesApi {
     /// # Errors
     /// `NotFound` for an unknown id; `Validation` for a rejected body.
     pub async fn update(&self, id: &str, body: &Value) -> Result<Template> {
-        check(id)?;
-        let rq = self
-            .rest
-            .api()
-            .patch(&format!("/v2/templates/{}", enc(id)))
-            .body(body.clone())
-            .idempotency(Idempotency::Idempotent)
-            .operation("templates.update");
-        decode(&self.rest.json(rq).await?)
+        self.res.update(id, body.clone()).await
     }
 
     /// Delete a template.
@@ -118,19 +104,6 @@ impl TemplatesApi {
     /// # Errors
     /// `NotFound` for an unknown id.
     pub async fn delete(&self, id: &str) -> Result<()> {
-        check(id)?;
-        let rq = self
-            .rest
-            .api()
-            .delete(&format!("/v2/templates/{}", enc(id)))
-            .operation("templates.delete");
-        self.rest.send(rq).await.map(|_| ())
+        self.res.delete(id).await
     }
-}
-
-fn check(id: &str) -> Result<()> {
-    if id.trim().is_empty() {
-        return Err(Error::validation("id", "a template id is required"));
-    }
-    Ok(())
 }
