@@ -174,6 +174,8 @@ enum Command {
         #[command(subcommand)]
         command: cmd::session::SessionCmd,
     },
+    /// The control plane: REST API, events, metrics and the dashboard; enforces session limits while it runs
+    Serve(Box<cmd::serve::ServeArgs>),
     /// Terminate untracked machines with the atlas- prefix past the grace window (--dry-run explains)
     Reap(cmd::reap::ReapArgs),
     /// The local mock cloud (seed machines for reaper demos)
@@ -232,9 +234,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         global.provider.get_or_insert_with(|| "vast".to_string());
     }
     let ctx = Context::load(&global)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
+    // The server uses every core; every other command one thread (starts in microseconds).
+    let rt = if matches!(command, Command::Serve(_)) {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    }
+    .enable_all()
+    .build()
         .map_err(|e| {
             Error::new(ErrorKind::Unknown, "cannot start the async runtime").with_source(e)
         })?;
@@ -260,6 +267,7 @@ async fn dispatch(ctx: Context, command: Command) -> Result<ExitCode> {
         Command::Demo => cmd::demo::run(&ctx).await,
         Command::Session { command } => cmd::session::run(&ctx, command).await,
         Command::Reap(a) => cmd::reap::run(&ctx, a).await,
+        Command::Serve(a) => cmd::serve::run(&ctx, *a).await,
         Command::Mock { command } => cmd::mock::run(&ctx, command).await,
         Command::Fly { command } => return cmd::fly::run(&ctx, command).await,
         Command::Completions(a) => cmd::completions::run(&a),

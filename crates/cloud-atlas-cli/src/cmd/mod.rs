@@ -13,5 +13,6 @@ pub(crate) mod mock;
 pub(crate) mod providers;
 pub(crate) mod reap;
 pub(crate) mod runpod;
+pub(crate) mod serve;
 pub(crate) mod session;
 pub(crate) mod vast;
