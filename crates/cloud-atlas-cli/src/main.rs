@@ -242,9 +242,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
     .enable_all()
     .build()
-        .map_err(|e| {
-            Error::new(ErrorKind::Unknown, "cannot start the async runtime").with_source(e)
-        })?;
+    .map_err(|e| Error::new(ErrorKind::Unknown, "cannot start the async runtime").with_source(e))?;
     rt.block_on(dispatch(ctx, command))
 }
 

@@ -87,6 +87,7 @@ pub use api::catalog::{
 };
 pub use api::sessions::{
     CreateSession, CreatedSession, ListQuery, SessionList, SessionView, Stopped,
+    MAX_SESSION_DURATION,
 };
 pub use api::spend::{SpendQuery, SpendView, UserSpendView};
 pub use api::MAX_BODY_BYTES;
@@ -251,7 +252,7 @@ impl ControlPlaneBuilder {
         let v1 = v1
             .route("/openapi.json", get(openapi_json))
             .fallback(not_found)
-            .route_layer(auth.clone());
+            .layer(auth.clone());
         let metrics_route = Router::new()
             .route("/metrics", get(ops::metrics))
             .route_layer(auth);
@@ -273,6 +274,9 @@ impl ControlPlaneBuilder {
             .with_state(st)
             .layer(axum::middleware::from_fn(ops::track))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+                ops::panicked,
+            ))
             .layer(axum::middleware::from_fn(ops::harden));
         if !origins.is_empty() {
             use tower_http::cors::{AllowOrigin, CorsLayer};

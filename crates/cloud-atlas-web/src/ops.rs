@@ -204,3 +204,21 @@ pub(crate) async fn harden(req: Request, next: Next) -> Response {
     }
     r
 }
+
+/// A handler that panicked answers 500 with the one error body (the panic message is
+/// logged, not served: it could carry internals).
+pub(crate) fn panicked(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown");
+    tracing::error!(panic = what, "a request handler panicked");
+    metrics::counter!("atlas_web_panics_total").increment(1);
+    crate::error::ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "unknown",
+        "internal error while handling the request; the server log has the details",
+    )
+    .into_response()
+}

@@ -66,7 +66,11 @@ fn settings(ctx: &Context, a: &ServeArgs) -> Result<ServerConfig> {
         c.bind = b.clone();
     }
     if !a.providers.is_empty() {
-        c.providers = a.providers.iter().map(|p| p.trim().to_ascii_lowercase()).collect();
+        c.providers = a
+            .providers
+            .iter()
+            .map(|p| p.trim().to_ascii_lowercase())
+            .collect();
     }
     if ctx.provider_explicit {
         c.default_provider = Some(ctx.provider.clone());
@@ -178,7 +182,10 @@ pub(crate) async fn run(ctx: &Context, a: ServeArgs) -> Result<()> {
     let token_file = match &cfg.admin_token_file {
         Some(f) if f.is_absolute() => f.clone(),
         Some(f) => ctx.config.data_dir.join(f),
-        None => ctx.config.data_dir.join(cloud_atlas_web::config::DEFAULT_TOKEN_FILE),
+        None => ctx
+            .config
+            .data_dir
+            .join(cloud_atlas_web::config::DEFAULT_TOKEN_FILE),
     };
     let env_token = ctx.config.env(ADMIN_TOKEN_ENV).map(str::to_string);
     let (token, source) = AdminToken::resolve(env_token.as_deref(), &token_file)?;
@@ -193,7 +200,9 @@ pub(crate) async fn run(ctx: &Context, a: ServeArgs) -> Result<()> {
     let (store, store_desc) = open_store(ctx, cfg.store.as_deref()).await?;
     let mut ocfg = OrchestratorConfig::default();
     ocfg.reaper.enabled = cfg.reaper;
-    let mut b = Orchestrator::builder().store_arc(Arc::clone(&store)).config(ocfg);
+    let mut b = Orchestrator::builder()
+        .store_arc(Arc::clone(&store))
+        .config(ocfg);
     for p in &providers {
         b = b.provider_arc(Arc::clone(p));
     }
@@ -263,11 +272,17 @@ pub(crate) async fn run(ctx: &Context, a: ServeArgs) -> Result<()> {
             return r;
         }
     };
-    eprintln!("atlas serve: {sig}: no new requests; applying shutdown policy {}", cfg.shutdown);
+    eprintln!(
+        "atlas serve: {sig}: no new requests; applying shutdown policy {}",
+        cfg.shutdown
+    );
     let _ = stop_tx.send(());
     // Open event streams never end by themselves: give requests in flight 3 s.
     let abort = server.abort_handle();
-    if tokio::time::timeout(Duration::from_secs(3), server).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(3), server)
+        .await
+        .is_err()
+    {
         abort.abort();
     }
     let report = orch.shutdown(policy).await?;
@@ -295,9 +310,7 @@ pub(crate) async fn run(ctx: &Context, a: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-async fn server_died(
-    h: &tokio::task::JoinHandle<std::io::Result<()>>,
-) -> Result<()> {
+async fn server_died(h: &tokio::task::JoinHandle<std::io::Result<()>>) -> Result<()> {
     while !h.is_finished() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

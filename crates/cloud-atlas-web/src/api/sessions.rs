@@ -121,6 +121,21 @@ fn body_field(f: &str) -> &str {
     }
 }
 
+/// Longest idle TTL or max runtime a request may ask for.
+pub const MAX_SESSION_DURATION: std::time::Duration =
+    std::time::Duration::from_secs(366 * 24 * 3600);
+
+fn bounded(field: &str, s: &str) -> cloud_atlas::Result<std::time::Duration> {
+    let d = parse_duration(field, s)?;
+    if d > MAX_SESSION_DURATION {
+        return Err(cloud_atlas::Error::validation(
+            field,
+            format!("{s:?} is too long; allowed: 1s to 366d"),
+        ));
+    }
+    Ok(d)
+}
+
 impl CreateSession {
     /// The validated session request on `default_provider` unless the body names one.
     ///
@@ -180,10 +195,10 @@ impl CreateSession {
             b = b.auth(a.parse::<AuthMode>()?);
         }
         if let Some(d) = &self.idle_ttl {
-            b = b.idle_ttl(parse_duration("idle_ttl", d)?);
+            b = b.idle_ttl(bounded("idle_ttl", d)?);
         }
         if let Some(d) = &self.max_runtime {
-            b = b.max_runtime(parse_duration("max_runtime", d)?);
+            b = b.max_runtime(bounded("max_runtime", d)?);
         }
         for (k, v) in &self.labels {
             b = b.label(k.clone(), v.clone());
