@@ -97,7 +97,7 @@ impl GpuView {
         GpuView {
             provider: g.provider.clone(),
             id: g.id.clone(),
-            gpu: g.gpu.map(|x| x.to_string()),
+            gpu: g.gpu.as_ref().map(crate::api::sessions::text),
             name: g.name.clone(),
             memory_gb: g.memory_gb,
             gpu_count: g.gpu_count,
@@ -238,7 +238,7 @@ pub(crate) async fn gpus(
             c
         }
     };
-    let want = want.map(|g| g.to_string());
+    let want = want.as_ref().map(crate::api::sessions::text);
     c.gpus.retain(|g| {
         want.as_deref().is_none_or(|w| g.gpu.as_deref() == Some(w))
             && q.provider.as_deref().is_none_or(|p| g.provider == p)

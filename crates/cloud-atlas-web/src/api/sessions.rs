@@ -290,7 +290,8 @@ fn plus(t: DateTime<Utc>, d: std::time::Duration) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-fn text<T: Serialize>(v: &T) -> String {
+/// A value's serde form as text (enums serialize as strings).
+pub(crate) fn text<T: Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {
         Ok(serde_json::Value::String(s)) => s,
         Ok(other) => other.to_string(),

@@ -219,14 +219,14 @@ function render() {
     if (s.terminate_reason) c[4].title = 'reason: ' + s.terminate_reason; else c[4].removeAttribute('title');
     if (r.error) { c[4].appendChild(el('span', 'warn', ' ⚠')); c[4].title = r.error; }
     const end = r.ended ? (r.endedAt || t) : t;
-    c[5].textContent = fmtDur(end - Date.parse(s.created_at));
+    c[5].textContent = fmtDur(Math.max(0, end - Date.parse(s.created_at)));
     if (r.ended) c[6].textContent = '–';
     else {
       const left = Math.min(Date.parse(s.idle_expires_at), Date.parse(s.runtime_expires_at)) - t;
       c[6].textContent = fmtDur(Math.max(0, left));
       c[6].className = 'num' + (left < 60000 ? ' soon' : '');
     }
-    c[7].textContent = fmtMoney(s.cost_per_hour);
+    c[7].textContent = r.ended ? '–' : fmtMoney(s.cost_per_hour);
     c[8].textContent = fmtMoney(accrued(r, t), 4);
     if (s.http_url && !r.ended) {
       const a = el('a', 'url', s.http_url.replace(/^https?:\/\//, ''));
