@@ -46,6 +46,8 @@
 //! | `reap` | [`cloud_atlas::orchestrator::ReapReport`]: `dry_run`, `decisions` (`[{provider, compute_id, name, session_id, action, reason, done, error}]`) |
 //! | `session spawn` | `{"session": Session, "compute": Compute}` ([`cloud_atlas::orchestrator::Session`]; the raw token only in `compute.auth`) |
 //! | `session ls` | array of [`cloud_atlas::orchestrator::Session`] |
+//! | `session get` | [`cloud_atlas::orchestrator::Session`] |
+//! | `session touch`, `session stop` | `{"id", "action": "touched" \| "terminated"}` |
 //! | `mock seed` | [`cloud_atlas::Compute`] |
 //! | `fly apps`, `fly deploy`, `fly logs`, `fly token …` | see `cmd/fly.rs` (`fly deploy` exits with the deploy's own code) |
 //!
@@ -169,8 +171,11 @@ enum Command {
         #[command(subcommand)]
         command: cmd::vast::VastCommand,
     },
-    /// Tracked sessions in the local store (spawn, ls, stop)
+    /// Tracked sessions: the local store, or a running `atlas serve` with --server (spawn, ls, get, touch, stop)
     Session {
+        /// URL of a running `atlas serve` to ask instead of the local store (admin token from ATLAS_ADMIN_TOKEN)
+        #[arg(long, global = true, env = "ATLAS_SERVER", value_name = "URL")]
+        server: Option<String>,
         #[command(subcommand)]
         command: cmd::session::SessionCmd,
     },
@@ -263,7 +268,9 @@ async fn dispatch(ctx: Context, command: Command) -> Result<ExitCode> {
         Command::Lambda { command } => cmd::lambda::run(&ctx, command).await,
         Command::Vast { command } => cmd::vast::run(&ctx, command).await,
         Command::Demo => cmd::demo::run(&ctx).await,
-        Command::Session { command } => cmd::session::run(&ctx, command).await,
+        Command::Session { server, command } => {
+            cmd::session::run(&ctx, server.as_deref(), command).await
+        }
         Command::Reap(a) => cmd::reap::run(&ctx, a).await,
         Command::Serve(a) => cmd::serve::run(&ctx, *a).await,
         Command::Mock { command } => cmd::mock::run(&ctx, command).await,

@@ -321,3 +321,153 @@ fn bad_server_settings_are_one_line_errors_before_anything_starts() {
         "nothing created for a bad start"
     );
 }
+
+#[test]
+fn session_commands_talk_to_a_running_server_with_the_same_outputs() {
+    let dir = sandbox();
+    let s = Serve::start(dir.path(), &[], &[]);
+    let token = s.token.clone().unwrap();
+    let remote = |args: &[&str]| {
+        let mut c = atlas(dir.path(), args);
+        c.env("ATLAS_ADMIN_TOKEN", &token)
+            .env("ATLAS_SERVER", &s.base);
+        Run::of(&mut c)
+    };
+    let spawned = remote(&[
+        "session",
+        "spawn",
+        "--user",
+        "erin",
+        "--gpu",
+        "l4",
+        "--image",
+        "x",
+        "--auth",
+        "bearer",
+        "--idle-ttl",
+        "10m",
+        "-o",
+        "json",
+    ])
+    .ok()
+    .json();
+    let id = spawned["session"]["id"].as_str().unwrap().to_string();
+    assert!(
+        spawned["compute"]["auth"]["token"].as_str().is_some(),
+        "the one-time token is printed"
+    );
+    assert_eq!(spawned["session"]["idle_ttl"], 600_000);
+    // --server on the command line works as well as ATLAS_SERVER.
+    let mut c = atlas(
+        dir.path(),
+        &["session", "ls", "--server", &s.base, "-o", "json"],
+    );
+    c.env("ATLAS_ADMIN_TOKEN", &token);
+    let listed = Run::of(&mut c).ok().json();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    // Same shape as the local store's listing (the server shares this data dir's store).
+    let local = Run::of(&mut atlas(dir.path(), &["session", "ls", "-o", "json"]))
+        .ok()
+        .json();
+    let keys = |v: &Value| {
+        v[0].as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(&listed), keys(&local));
+    assert_eq!(listed[0]["id"], local[0]["id"]);
+    let got = remote(&["session", "get", &id, "-o", "json"]).ok().json();
+    assert_eq!(got["user_id"], "erin");
+    assert!(
+        got.get("accrued_usd").is_none(),
+        "the same Session shape as local output"
+    );
+    let table = remote(&["session", "get", &id]).ok().stdout;
+    assert!(table.contains("erin") && table.contains(&id));
+    assert_eq!(
+        remote(&["session", "touch", &id, "-o", "json"]).ok().json(),
+        json!({"id": id, "action": "touched"})
+    );
+    // Bad flags fail before anything is sent; errors keep their exit codes.
+    assert!(remote(&[
+        "session",
+        "spawn",
+        "--user",
+        "erin",
+        "--image",
+        "x",
+        "--idle-ttl",
+        "soon"
+    ])
+    .fails(2)
+    .contains("idle_ttl"));
+    assert!(remote(&[
+        "session",
+        "spawn",
+        "--user",
+        "erin",
+        "--image",
+        "x",
+        "--wait",
+        "--timeout",
+        "nope"
+    ])
+    .fails(2)
+    .contains("timeout"));
+    assert!(
+        remote(&["session", "get", "0123456789abcdef0123456789abcdef"])
+            .fails(4)
+            .contains("server:")
+    );
+    let mut c = atlas(dir.path(), &["session", "ls", "--server", &s.base]);
+    assert!(Run::of(&mut c).fails(3).contains("ATLAS_ADMIN_TOKEN"));
+    let mut c = atlas(dir.path(), &["session", "ls", "--server", &s.base]);
+    c.env("ATLAS_ADMIN_TOKEN", "wrong-token-0123456789");
+    Run::of(&mut c).fails(3);
+    let mut c = atlas(
+        dir.path(),
+        &["session", "ls", "--server", "http://127.0.0.1:9"],
+    );
+    c.env("ATLAS_ADMIN_TOKEN", &token);
+    assert!(Run::of(&mut c).fails(10).contains("is it running"));
+    assert_eq!(
+        remote(&["session", "ls", "-o", "json"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "nothing more was spawned"
+    );
+    assert_eq!(
+        remote(&["session", "stop", &id, "-o", "json"]).ok().json(),
+        json!({"id": id, "action": "terminated"})
+    );
+    assert_eq!(
+        remote(&["session", "ls", "-o", "json"]).ok().json(),
+        json!([])
+    );
+    assert_eq!(live(dir.path()), 0);
+    // --wait: the server answers once the machine is ready.
+    let w = remote(&[
+        "session",
+        "spawn",
+        "--user",
+        "erin",
+        "--image",
+        "x",
+        "--wait",
+        "--timeout",
+        "30s",
+        "-o",
+        "json",
+    ])
+    .ok()
+    .json();
+    assert_eq!(w["session"]["state"], "active");
+    let (code, _) = s.terminate();
+    assert_eq!(code, 0);
+}

@@ -102,6 +102,12 @@ pub struct CreateSession {
     /// Resource name prefix (the reaper's prefix) [default: atlas-].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
+    /// Answer only once the machine runs and its first HTTP port answers, waiting at
+    /// most this long (e.g. `10m`); `atlas session spawn --wait --timeout`. On timeout
+    /// the answer is 504 and the session stays tracked (its limits still apply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "10m")]
+    pub wait: Option<String>,
 }
 
 /// Library field names → body field names, so errors name what the caller sent.
@@ -402,6 +408,7 @@ fn check_id(id: &str) -> ApiResult<()> {
         (status = 422, description = "The provider cannot do what was asked", body = ErrorBody),
         (status = 502, description = "The provider failed", body = ErrorBody),
         (status = 503, description = "No capacity", body = ErrorBody),
+        (status = 504, description = "`wait` ran out (the session stays tracked)", body = ErrorBody),
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
@@ -410,14 +417,31 @@ pub(crate) async fn create(
     JsonBody(body): JsonBody<CreateSession>,
 ) -> ApiResult<(StatusCode, Json<CreatedSession>)> {
     let req = body.to_request(&st.default_provider)?;
+    let wait = body
+        .wait
+        .as_deref()
+        .map(|w| bounded("wait", w))
+        .transpose()
+        .map_err(ApiError::from)?;
     let user = req.user_id.clone();
     let s = st.orch.spawn(req).await?;
     st.hub.note_user(&s.session.id, &user);
+    let session = match wait {
+        Some(t) => st.orch.wait_ready(&s.session.id, t).await.map_err(|e| {
+            let m = format!(
+                "{} (session {} stays tracked; its idle TTL and max runtime still apply)",
+                e.message(),
+                s.session.id
+            );
+            ApiError::from(e.with_message(m))
+        })?,
+        None => s.session,
+    };
     let compute = serde_json::to_value(&s.compute).unwrap_or_default();
     Ok((
         StatusCode::CREATED,
         Json(CreatedSession {
-            session: SessionView::of(&s.session, Utc::now()),
+            session: SessionView::of(&session, Utc::now()),
             compute,
         }),
     ))
