@@ -177,7 +177,8 @@ pub(crate) async fn run(ctx: &Context, a: ServeArgs) -> Result<()> {
     // Everything is validated and built before anything can bill.
     let mut providers: Vec<Arc<dyn Provider>> = Vec::new();
     for name in &cfg.providers {
-        providers.push(ctx.build(name)?.inner().clone());
+        // Behind capability checks (`Checked`), as every other command uses providers.
+        providers.push(Arc::new(ctx.build(name)?));
     }
     let token_file = match &cfg.admin_token_file {
         Some(f) if f.is_absolute() => f.clone(),

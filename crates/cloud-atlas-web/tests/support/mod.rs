@@ -39,14 +39,14 @@ impl Server {
         let cloud = Arc::new(Mock::in_memory());
         let store = Arc::new(MemorySessionStore::new());
         let orch = Orchestrator::builder()
-            .store_arc(store.clone())
-            .provider_arc(cloud.clone())
+            .store_arc(Arc::clone(&store) as _)
+            .provider_arc(Arc::clone(&cloud) as _)
             .config(cfg)
             .start()
             .await
             .unwrap();
         let b = ControlPlane::builder(orch.clone(), AdminToken::new(TOKEN).unwrap())
-            .provider(cloud.clone())
+            .provider(Arc::clone(&cloud) as _)
             .store(store);
         let app = web(b).build().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
