@@ -268,9 +268,10 @@ async fn dispatch(ctx: Context, command: Command) -> Result<ExitCode> {
         Command::Lambda { command } => cmd::lambda::run(&ctx, command).await,
         Command::Vast { command } => cmd::vast::run(&ctx, command).await,
         Command::Demo => cmd::demo::run(&ctx).await,
-        Command::Session { server, command } => {
-            cmd::session::run(&ctx, server.as_deref(), command).await
-        }
+        Command::Session { server, command } => match server.filter(|u| !u.trim().is_empty()) {
+            Some(url) => cmd::remote::run(&ctx, &url, command).await,
+            None => cmd::session::run(&ctx, command).await,
+        },
         Command::Reap(a) => cmd::reap::run(&ctx, a).await,
         Command::Serve(a) => cmd::serve::run(&ctx, *a).await,
         Command::Mock { command } => cmd::mock::run(&ctx, command).await,

@@ -15,22 +15,14 @@
 //!   the default SSE event name, so `EventSource.onmessage` sees all of them.
 
 use std::collections::{HashMap, VecDeque};
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use axum::extract::{Query, State};
-use axum::http::HeaderMap;
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::sse::Event as SseEvent;
 use chrono::{DateTime, Utc};
 use cloud_atlas::orchestrator::{Event, Orchestrator, Recv};
-use futures::Stream;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
-use utoipa::{IntoParams, ToSchema};
-
-use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use utoipa::ToSchema;
 
 /// Default number of events the replay buffer holds.
 pub const DEFAULT_REPLAY_BUFFER: usize = 4096;
@@ -250,7 +242,7 @@ impl Hub {
     }
 
     /// Subscribe after `last_id` (None: from now on) with `filter`.
-    fn subscribe(self: &Arc<Hub>, last_id: Option<&str>, filter: Filter) -> Cursor {
+    pub(crate) fn subscribe(self: &Arc<Hub>, last_id: Option<&str>, filter: Filter) -> Cursor {
         let rx = self.tx.subscribe();
         let mut c = Cursor {
             hub: Arc::clone(self),
@@ -276,9 +268,9 @@ impl Hub {
 
 /// Which events a subscriber wants.
 #[derive(Debug, Clone, Default)]
-struct Filter {
-    session: Option<String>,
-    user: Option<String>,
+pub(crate) struct Filter {
+    pub(crate) session: Option<String>,
+    pub(crate) user: Option<String>,
 }
 
 impl Filter {
@@ -297,7 +289,7 @@ impl Filter {
     }
 }
 
-struct Cursor {
+pub(crate) struct Cursor {
     hub: Arc<Hub>,
     rx: broadcast::Receiver<Arc<Stored>>,
     last: u64,
@@ -355,7 +347,8 @@ impl Cursor {
         self.last = last;
     }
 
-    async fn next(&mut self) -> Option<SseEvent> {
+    /// The next event for this subscriber.
+    pub(crate) async fn next(&mut self) -> Option<SseEvent> {
         loop {
             if let Some(e) = self.pending.pop_front() {
                 return Some(e);
@@ -380,83 +373,6 @@ impl Cursor {
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
-    }
-}
-
-/// Query of `GET /v1/events`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct EventsQuery {
-    /// Only this session's events.
-    pub session: Option<String>,
-    /// Only this user's sessions' events.
-    pub user: Option<String>,
-    /// Resume after this id (for clients that cannot set `Last-Event-ID`; the header wins).
-    pub last_event_id: Option<String>,
-}
-
-/// Server-sent events of every session (or one session's, or one user's).
-#[utoipa::path(
-    get,
-    path = "/events",
-    tag = "events",
-    params(
-        EventsQuery,
-        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id"),
-    ),
-    responses(
-        (status = 200, description = "A `text/event-stream`; each event's `data` is an EventData object", content_type = "text/event-stream", body = EventData),
-        (status = 401, description = "No or wrong admin token", body = crate::error::ErrorBody),
-    ),
-    security(("bearer" = []), ("cookie" = []))
-)]
-pub(crate) async fn stream(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<EventsQuery>,
-) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
-    let header_id = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let last = header_id.or(q.last_event_id).filter(|s| !s.is_empty());
-    for (field, v) in [("session", &q.session), ("user", &q.user)] {
-        if v.as_deref().is_some_and(|v| v.len() > 256) {
-            return Err(ApiError::validation(
-                field,
-                format!("{field}: at most 256 characters"),
-            ));
-        }
-    }
-    let filter = Filter {
-        session: q.session,
-        user: q.user,
-    };
-    let cursor = st.hub.subscribe(last.as_deref(), filter);
-    let gauge = SubscriberGauge::new();
-    let s = futures::stream::unfold((cursor, gauge), |(mut c, g)| async move {
-        c.next().await.map(|e| (Ok(e), (c, g)))
-    });
-    Ok(Sse::new(s).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
-}
-
-/// Counts open streams in `atlas_web_sse_subscribers`.
-struct SubscriberGauge;
-
-static SUBSCRIBERS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
-
-impl SubscriberGauge {
-    fn new() -> SubscriberGauge {
-        let n = SUBSCRIBERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        metrics::gauge!("atlas_web_sse_subscribers").set(n as f64);
-        SubscriberGauge
-    }
-}
-
-impl Drop for SubscriberGauge {
-    fn drop(&mut self) {
-        let n = SUBSCRIBERS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed) - 1;
-        metrics::gauge!("atlas_web_sse_subscribers").set(n as f64);
     }
 }
 

@@ -85,6 +85,7 @@ pub use api::catalog::{
     CatalogResponse, GpuView, GpusQuery, ProviderFailure, ProviderView, CATALOG_TIMEOUT,
     CATALOG_TTL,
 };
+pub use api::events::EventsQuery;
 pub use api::sessions::{
     CreateSession, CreatedSession, ListQuery, SessionList, SessionView, Stopped,
     MAX_SESSION_DURATION,

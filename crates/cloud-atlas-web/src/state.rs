@@ -9,7 +9,6 @@ use cloud_atlas::orchestrator::{Orchestrator, SessionStore};
 use cloud_atlas::Provider;
 
 use crate::access::Access;
-use crate::api::catalog::CatalogResponse;
 use crate::events::Hub;
 
 /// Shared state behind an `Arc` (cheap to clone into every handler).
@@ -33,6 +32,7 @@ pub(crate) struct Shared {
     pub(crate) hub: Arc<Hub>,
     pub(crate) allow_destructive: bool,
     pub(crate) metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    pub(crate) catalog: Mutex<Option<(Instant, CatalogResponse)>>,
+    /// The last GPU catalog answer (as JSON) and when it was fetched.
+    pub(crate) catalog: Mutex<Option<(Instant, serde_json::Value)>>,
     pub(crate) openapi: String,
 }

@@ -111,23 +111,33 @@ fn settings(ctx: &Context, a: &ServeArgs) -> Result<ServerConfig> {
     Ok(c)
 }
 
-/// The store named by `store`, and how to describe it (never with a password).
-async fn open_store(ctx: &Context, store: Option<&str>) -> Result<(Arc<dyn SessionStore>, String)> {
+/// A store, how to describe it (never with a password), and the reaper lease that
+/// makes one reaper run per cluster when several nodes share it.
+type Opened = (
+    Arc<dyn SessionStore>,
+    String,
+    Option<Arc<dyn cloud_atlas::orchestrator::LeaderLease>>,
+);
+
+/// The store named by `store`.
+async fn open_store(ctx: &Context, store: Option<&str>, node: &str) -> Result<Opened> {
     match store.unwrap_or("sqlite") {
         "sqlite" => {
             let s = SqliteSessionStore::from_config(&ctx.config)?;
             let d = format!("sqlite {}", s.path().display());
-            Ok((Arc::new(s), d))
+            Ok((Arc::new(s), d, None))
         }
         url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             #[cfg(feature = "postgres")]
             {
                 let s = cloud_atlas::orchestrator::store::PgSessionStore::connect(url).await?;
-                Ok((Arc::new(s), "postgres".to_string()))
+                // Several reaper intervals (60 s each): a dead leader hands over within 5 min.
+                let lease = s.leader_lease("reaper", node, Duration::from_secs(300))?;
+                Ok((Arc::new(s), "postgres".to_string(), Some(Arc::new(lease))))
             }
             #[cfg(not(feature = "postgres"))]
             {
-                let _ = url;
+                let _ = (url, node);
                 Err(Error::validation(
                     "store",
                     "this atlas was built without PostgreSQL support; rebuild with --features postgres",
@@ -137,7 +147,7 @@ async fn open_store(ctx: &Context, store: Option<&str>) -> Result<(Arc<dyn Sessi
         path => {
             let s = SqliteSessionStore::open(path)?;
             let d = format!("sqlite {}", s.path().display());
-            Ok((Arc::new(s), d))
+            Ok((Arc::new(s), d, None))
         }
     }
 }
@@ -198,12 +208,20 @@ pub(crate) async fn run(ctx: &Context, a: ServeArgs) -> Result<()> {
     })?;
     let local = listener.local_addr().unwrap_or(addr);
 
-    let (store, store_desc) = open_store(ctx, cfg.store.as_deref()).await?;
+    // The node id names this process to other nodes (the reaper lease's holder).
+    let node = cfg
+        .node_id
+        .clone()
+        .unwrap_or_else(|| format!("atlas-serve-{}", std::process::id()));
+    let (store, store_desc, lease) = open_store(ctx, cfg.store.as_deref(), &node).await?;
     let mut ocfg = OrchestratorConfig::default();
     ocfg.reaper.enabled = cfg.reaper;
     let mut b = Orchestrator::builder()
         .store_arc(Arc::clone(&store))
         .config(ocfg);
+    if let Some(l) = lease {
+        b = b.leader_lease_arc(l);
+    }
     for p in &providers {
         b = b.provider_arc(Arc::clone(p));
     }
@@ -237,9 +255,7 @@ pub(crate) async fn run(ctx: &Context, a: ServeArgs) -> Result<()> {
         if cfg.reaper { "on" } else { "off" },
         cfg.shutdown,
     );
-    if let Some(n) = &cfg.node_id {
-        banner.push_str(&format!("  node       {n}\n"));
-    }
+    banner.push_str(&format!("  node       {node}\n"));
     match &source {
         TokenSource::Created(path, raw) => banner.push_str(&format!(
             "  admin token (shown once; saved 0600 in {}):\n    {raw}\n",

@@ -87,11 +87,8 @@ async fn orchestrator(ctx: &Context) -> Result<Orchestrator> {
         .await
 }
 
-/// `atlas session …`: against the server at `server` when one is given, else the local store.
-pub(crate) async fn run(ctx: &Context, server: Option<&str>, cmd: SessionCmd) -> Result<()> {
-    if let Some(url) = server.filter(|u| !u.trim().is_empty()) {
-        return crate::cmd::remote::run(ctx, url, cmd).await;
-    }
+/// `atlas session …` on the local store.
+pub(crate) async fn run(ctx: &Context, cmd: SessionCmd) -> Result<()> {
     match cmd {
         SessionCmd::Spawn(a) => {
             let mut req =

@@ -97,7 +97,7 @@ impl GpuView {
         GpuView {
             provider: g.provider.clone(),
             id: g.id.clone(),
-            gpu: g.gpu.as_ref().map(crate::api::sessions::text),
+            gpu: g.gpu.as_ref().map(super::text),
             name: g.name.clone(),
             memory_gb: g.memory_gb,
             gpu_count: g.gpu_count,
@@ -226,7 +226,7 @@ pub(crate) async fn gpus(
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .as_ref()
         .filter(|(at, _)| at.elapsed() < CATALOG_TTL)
-        .map(|(_, c)| c.clone());
+        .and_then(|(_, c)| serde_json::from_value::<CatalogResponse>(c.clone()).ok());
     let mut c = match cached {
         Some(c) => c,
         None => {
@@ -234,11 +234,11 @@ pub(crate) async fn gpus(
             *st.catalog
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                Some((Instant::now(), c.clone()));
+                serde_json::to_value(&c).ok().map(|v| (Instant::now(), v));
             c
         }
     };
-    let want = want.as_ref().map(crate::api::sessions::text);
+    let want = want.as_ref().map(super::text);
     c.gpus.retain(|g| {
         want.as_deref().is_none_or(|w| g.gpu.as_deref() == Some(w))
             && q.provider.as_deref().is_none_or(|p| g.provider == p)

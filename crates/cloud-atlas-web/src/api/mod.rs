@@ -9,6 +9,7 @@ use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::OpenApi;
 use utoipa::Modify;
@@ -20,8 +21,18 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 pub(crate) mod catalog;
+pub(crate) mod events;
 pub(crate) mod sessions;
 pub(crate) mod spend;
+
+/// A value's serde form as text (enums serialize as strings).
+pub(crate) fn text<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
 
 /// Largest JSON body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -79,7 +90,7 @@ pub(crate) fn router() -> (axum::Router<AppState>, OpenApi) {
         .routes(routes!(catalog::providers))
         .routes(routes!(catalog::gpus))
         .routes(routes!(spend::spend))
-        .routes(routes!(crate::events::stream))
+        .routes(routes!(events::stream))
         .split_for_parts();
     doc.servers = Some(vec![utoipa::openapi::Server::new("/v1")]);
     (r, doc)

@@ -12,7 +12,7 @@ use cloud_atlas::{AuthMode, CloudType, ComputeRequest, Gpu};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Caller, JsonBody, StrictQuery};
+use super::{text, Caller, JsonBody, StrictQuery};
 use crate::access::Principal;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
@@ -294,15 +294,6 @@ fn plus(t: DateTime<Utc>, d: std::time::Duration) -> DateTime<Utc> {
         .ok()
         .and_then(|d| t.checked_add_signed(d))
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
-
-/// A value's serde form as text (enums serialize as strings).
-pub(crate) fn text<T: Serialize>(v: &T) -> String {
-    match serde_json::to_value(v) {
-        Ok(serde_json::Value::String(s)) => s,
-        Ok(other) => other.to_string(),
-        Err(_) => String::new(),
-    }
 }
 
 impl SessionView {
