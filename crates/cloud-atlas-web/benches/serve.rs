@@ -193,6 +193,11 @@ fn wrk(url: &str, conns: u32, secs: u32, script: Option<&Path>) -> Wrk {
         .output()
         .expect("wrk is needed: apt-get install wrk");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && text.contains("Requests/sec:"),
+        "wrk failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let field = |prefix: &str| -> f64 {
         text.lines()
             .find(|l| l.trim_start().starts_with(prefix))

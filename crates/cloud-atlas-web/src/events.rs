@@ -17,7 +17,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use axum::response::sse::Event as SseEvent;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use cloud_atlas::orchestrator::{Event, Orchestrator, Recv};
 use serde::{Deserialize, Serialize};
@@ -111,8 +111,8 @@ pub(crate) struct Stored {
     seq: u64,
     session_id: Option<String>,
     user_id: Option<String>,
-    /// The serialized [`EventData`].
-    json: String,
+    /// The whole SSE frame (`id:` and `data:` lines), built once for every subscriber.
+    frame: Bytes,
 }
 
 #[derive(Debug)]
@@ -220,7 +220,7 @@ impl Hub {
             seq,
             session_id,
             user_id,
-            json,
+            frame: sse(&data.id, &json),
         });
         if ring.buf.len() >= self.capacity {
             ring.buf.pop_front();
@@ -294,11 +294,12 @@ pub(crate) struct Cursor {
     rx: broadcast::Receiver<Arc<Stored>>,
     last: u64,
     filter: Filter,
-    pending: VecDeque<SseEvent>,
+    pending: VecDeque<Bytes>,
 }
 
-fn sse(id: &str, json: &str) -> SseEvent {
-    SseEvent::default().id(id).data(json)
+/// One SSE frame. `json` is compact JSON (no newline), so one `data:` line carries it.
+fn sse(id: &str, json: &str) -> Bytes {
+    Bytes::from(format!("id: {id}\ndata: {json}\n\n"))
 }
 
 impl Cursor {
@@ -339,7 +340,7 @@ impl Cursor {
         let mut last = from;
         for s in ring.buf.iter().filter(|s| s.seq > from) {
             if self.filter.matches(s) {
-                self.pending.push_back(sse(&self.hub.id_of(s.seq), &s.json));
+                self.pending.push_back(s.frame.clone());
             }
             last = s.seq;
         }
@@ -348,7 +349,7 @@ impl Cursor {
     }
 
     /// The next event for this subscriber.
-    pub(crate) async fn next(&mut self) -> Option<SseEvent> {
+    pub(crate) async fn next(&mut self) -> Option<Bytes> {
         loop {
             if let Some(e) = self.pending.pop_front() {
                 return Some(e);
@@ -365,7 +366,7 @@ impl Cursor {
                     }
                     self.last = s.seq;
                     if self.filter.matches(&s) {
-                        return Some(sse(&self.hub.id_of(s.seq), &s.json));
+                        return Some(s.frame.clone());
                     }
                 }
                 // Too slow to keep up live: the buffer may still hold what was missed.

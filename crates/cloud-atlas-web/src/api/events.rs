@@ -1,18 +1,22 @@
 //! The `GET /v1/events` handler: a [`Hub`](crate::events::Hub) cursor as server-sent events.
 
-use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use futures::Stream;
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
+use bytes::Bytes;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::error::{ApiError, ApiResult};
 use crate::events::{EventData, Filter};
 use crate::state::AppState;
+
+/// Interval of keep-alive comments on an idle stream.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// Query of `GET /v1/events`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -45,7 +49,7 @@ pub(crate) async fn stream(
     State(st): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<EventsQuery>,
-) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+) -> ApiResult<Response> {
     let header_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -65,10 +69,25 @@ pub(crate) async fn stream(
     };
     let cursor = st.hub.subscribe(last.as_deref(), filter);
     let gauge = SubscriberGauge::new();
-    let s = futures::stream::unfold((cursor, gauge), |(mut c, g)| async move {
-        c.next().await.map(|e| (Ok(e), (c, g)))
+    // Frames are built once per event and shared by every subscriber (a reference count,
+    // no copy); a comment line every 15 s keeps idle connections open through proxies.
+    let tick = tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+    let s = futures::stream::unfold((cursor, gauge, tick), |(mut c, g, mut tick)| async move {
+        let frame = tokio::select! {
+            f = c.next() => f?,
+            _ = tick.tick() => Bytes::from_static(b":\n\n"),
+        };
+        Some((Ok::<_, std::convert::Infallible>(frame), (c, g, tick)))
     });
-    Ok(Sse::new(s).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    let mut r = Response::new(Body::from_stream(s));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(r)
 }
 
 /// Counts open streams in `atlas_web_sse_subscribers`.
