@@ -173,9 +173,10 @@ struct Wrk {
 /// Run wrk (bounded by `secs`) and read its latency distribution.
 fn wrk(url: &str, conns: u32, secs: u32, script: Option<&Path>) -> Wrk {
     let mut c = Command::new("wrk");
+    let threads = conns.clamp(1, 2).to_string();
     c.args([
         "-t",
-        "2",
+        &threads,
         "-c",
         &conns.to_string(),
         "-d",
