@@ -6,13 +6,15 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use cloud_atlas::orchestrator::{Session, SessionFilter, SessionRequest, SessionState};
+use cloud_atlas::orchestrator::{
+    Session, SessionFilter, SessionRequest, SessionState, TerminateReason,
+};
 use cloud_atlas::spec::parse_duration;
 use cloud_atlas::{AuthMode, CloudType, ComputeRequest, Gpu};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{text, Caller, JsonBody, StrictQuery};
+use super::{Caller, JsonBody, StrictQuery};
 use crate::access::Principal;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
@@ -247,8 +249,8 @@ pub struct SessionView {
     /// Provider's compute id, once the provider answered.
     pub compute_id: Option<String>,
     /// `pending`, `active`, `terminating` or `terminated`.
-    #[schema(example = "active")]
-    pub state: String,
+    #[schema(value_type = String, example = "active")]
+    pub state: SessionState,
     /// When the intent was written.
     pub created_at: DateTime<Utc>,
     /// When the provider's answer was recorded.
@@ -272,13 +274,16 @@ pub struct SessionView {
     /// SHA-256 hex of the pod token handed out at spawn (never the token).
     pub token_hash: Option<String>,
     /// `none`, `bearer` or `signed-url`.
-    pub auth_mode: String,
+    #[schema(value_type = String)]
+    pub auth_mode: AuthMode,
     /// URL of the first HTTP port.
     pub http_url: Option<String>,
-    /// GPU model.
-    pub gpu: Option<String>,
-    /// Why termination started.
-    pub terminate_reason: Option<String>,
+    /// GPU model (`h100`, `l4`, …).
+    #[schema(value_type = Option<String>)]
+    pub gpu: Option<Gpu>,
+    /// Why termination started (`idle`, `max_runtime`, `budget`, `requested`, …).
+    #[schema(value_type = Option<String>)]
+    pub terminate_reason: Option<TerminateReason>,
     /// USD accrued up to `as_of` (estimate at the recorded rates).
     pub accrued_usd: f64,
     /// When the idle TTL ends the session unless touched.
@@ -306,7 +311,7 @@ impl SessionView {
             launch_id: s.launch_id.clone(),
             name: s.name.clone(),
             compute_id: s.compute_id.clone(),
-            state: s.state.as_str().to_string(),
+            state: s.state,
             created_at: s.created_at,
             spawned_at: s.spawned_at,
             last_touch: s.last_touch,
@@ -318,10 +323,10 @@ impl SessionView {
             accrued_before_usd: s.accrued_before_usd,
             billed_usd: s.billed_usd,
             token_hash: s.token_hash.clone(),
-            auth_mode: text(&s.auth_mode),
+            auth_mode: s.auth_mode,
             http_url: s.http_url.clone(),
-            gpu: s.gpu.as_ref().map(text),
-            terminate_reason: s.terminate_reason.map(|r| r.as_str().to_string()),
+            gpu: s.gpu,
+            terminate_reason: s.terminate_reason,
             accrued_usd: s.accrued_usd(now),
             idle_expires_at: plus(s.last_touch, s.idle_ttl),
             runtime_expires_at: plus(s.created_at, s.max_runtime),
