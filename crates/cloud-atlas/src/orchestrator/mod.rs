@@ -5,11 +5,12 @@
 //! # Kill switches (all on by default)
 //! 1. **Idle TTL**: no [`touch`](Orchestrator::touch) within `idle_ttl` → terminated.
 //! 2. **Max runtime** enforced by the orchestrator.
-//! 3. **Provider-side deadline**: `max_runtime` (plus
+//! 3. **Machine-side deadline**: `max_runtime` (plus
 //!    [`provider_deadline_slack`](OrchestratorConfig::provider_deadline_slack)) is passed
-//!    in the [`ComputeRequest`](crate::ComputeRequest), so providers with
-//!    [`Capability::ProviderDeadline`] end the
-//!    machine even if every process of ours is gone.
+//!    in the [`ComputeRequest`](crate::ComputeRequest) wherever the machine can hold it
+//!    ([`Capability::ProviderDeadline`](crate::Capability::ProviderDeadline), or [`Capability::CommandDeadline`](crate::Capability::CommandDeadline) with a
+//!    command, see [`crate::spec::deadline`]), so the machine ends even if every process
+//!    of ours is gone.
 //!
 //! Spend caps ([`SpendLimits`], per-session `max_cost_usd`) add a fourth.
 //!
@@ -88,7 +89,7 @@ pub use store::SessionStore;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::{Provider, ProviderExt};
-use crate::spec::{Capability, Compute, ComputeStatus, ListFilter};
+use crate::spec::{Compute, ComputeStatus, ListFilter};
 use events::Events;
 use schedule::{Beat, Clock, Deadlines, TouchLog};
 
@@ -851,11 +852,11 @@ impl Inner {
             .max_runtime
             .or(req.compute.max_runtime)
             .unwrap_or(self.cfg.default_max_runtime);
+        // Wherever the machine can hold its own deadline (a provider TTL, or its command
+        // wrapped to end it), it gets max runtime + slack.
         let deadline = (self.cfg.provider_deadline
-            && provider
-                .capabilities()
-                .contains(Capability::ProviderDeadline))
-        .then(|| max_runtime + self.cfg.provider_deadline_slack);
+            && crate::spec::deadline::held_by_machine(&provider.capabilities(), &req.compute))
+        .then(|| max_runtime.saturating_add(self.cfg.provider_deadline_slack));
         let creq = req.compute_request(deadline)?;
         let now = self.clock.now();
         spend::refuse_spawn(
