@@ -532,7 +532,7 @@ mod tests {
             dir.path().display(),
             std::env::var("PATH").unwrap()
         );
-        let mut child = Command::new("/bin/sh")
+        let child = Command::new("/bin/sh")
             .args(["-c", wrapper(), WRAPPER_NAME, "60", "1", "runpod", "--"])
             .args([
                 "sh",
