@@ -172,6 +172,12 @@ impl OrchestratorConfig {
         for (field, d) in [
             ("default_idle_ttl", self.default_idle_ttl),
             ("default_max_runtime", self.default_max_runtime),
+        ] {
+            crate::spec::DurationRange::LIMIT.check(field, d)?;
+        }
+        for (field, d) in [
+            ("default_idle_ttl", self.default_idle_ttl),
+            ("default_max_runtime", self.default_max_runtime),
             ("heartbeat_flush_interval", self.heartbeat_flush_interval),
             ("spend_interval", self.spend_interval),
             ("reconcile_interval", self.reconcile_interval),
@@ -999,7 +1005,7 @@ impl Inner {
         let (Ok(p), Some(cid)) = (self.provider(&provider), cid) else {
             return;
         };
-        let end = Instant::now() + self.cfg.boot_timeout;
+        let end = crate::spec::deadline_in(self.cfg.boot_timeout);
         let mut delay = Duration::from_millis(250);
         while Instant::now() < end
             && !live.terminating.load(Ordering::Relaxed)
@@ -1035,7 +1041,7 @@ impl Inner {
                 format!("session {id} has no machine yet"),
             )
         })?;
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::spec::deadline_in(timeout);
         let mut delay = Duration::from_millis(250);
         let http = crate::http::HttpClient::shared();
         let mut last: String;
@@ -1301,7 +1307,7 @@ impl Inner {
 
     async fn reaper_loop(self: Arc<Self>) {
         let every = self.cfg.reaper.interval;
-        let mut t = tokio::time::interval_at(Instant::now() + every, every);
+        let mut t = tokio::time::interval_at(crate::spec::deadline_in(every), every);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {

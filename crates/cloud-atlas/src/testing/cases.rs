@@ -544,7 +544,7 @@ async fn wait_job(
     endpoint: &str,
     id: &str,
 ) -> std::result::Result<crate::spec::Job, CaseError> {
-    let deadline = tokio::time::Instant::now() + fx.options().wait_timeout;
+    let deadline = crate::spec::deadline_in(fx.options().wait_timeout);
     let mut delay = Duration::from_millis(100);
     loop {
         let j = step(&format!("status {id}"), sls.status(endpoint, id).await)?;

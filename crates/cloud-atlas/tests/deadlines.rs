@@ -1,0 +1,163 @@
+//! Deadline arithmetic never panics and never wraps (issue 12, defect 5): every library
+//! call that takes a timeout or a limit is given the longest duration there is, and
+//! either works or refuses it with a `Validation` error naming the field.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::time::Duration;
+
+use cloud_atlas::orchestrator::store::MemorySessionStore;
+use cloud_atlas::orchestrator::{Orchestrator, OrchestratorConfig, SessionRequest, ShutdownPolicy};
+use cloud_atlas::providers::mock::{Mock, MockOptions, MOCK_ENDPOINT};
+use cloud_atlas::providers::runpod::RunPodBuilder;
+use cloud_atlas::{
+    ComputeRequest, ComputeStatus, ErrorKind, JobRequest, JobStatus, Provider, ProviderExt,
+};
+
+fn mock() -> Mock {
+    Mock::in_memory_with(MockOptions {
+        boot_delay: Duration::from_millis(50),
+        queue_delay: Duration::from_millis(10),
+        exec_time: Duration::from_millis(10),
+        ..MockOptions::default()
+    })
+}
+
+fn compute() -> ComputeRequest {
+    ComputeRequest::builder().image("img").build().unwrap()
+}
+
+#[tokio::test]
+async fn wait_for_takes_the_longest_timeout() {
+    let m = mock();
+    let c = m.spawn(&compute()).await.unwrap();
+    let up = m
+        .wait_for(&c.id, ComputeStatus::Running, Duration::MAX)
+        .await
+        .unwrap();
+    assert_eq!(up.status, ComputeStatus::Running);
+}
+
+#[tokio::test]
+async fn jobs_take_the_longest_timeout() {
+    let m = mock();
+    let job = JobRequest::new(MOCK_ENDPOINT, serde_json::json!({"prompt": "hi"})).unwrap();
+    let done = m
+        .serverless()
+        .unwrap()
+        .run_sync(&job, Duration::MAX)
+        .await
+        .unwrap();
+    assert_eq!(done.status, JobStatus::Completed);
+
+    let (base, _state) = support::runpod_runtime::serve().await;
+    let rp = RunPodBuilder::default()
+        .with_api_key(support::runpod_runtime::KEY)
+        .with_base_url("http://127.0.0.1:9")
+        .with_serverless_base_url(base)
+        .build()
+        .unwrap();
+    let job = JobRequest::new("ep1", serde_json::json!({"mode": "queued"})).unwrap();
+    let done = rp
+        .serverless()
+        .unwrap()
+        .run_sync(&job, Duration::MAX)
+        .await
+        .unwrap();
+    assert_eq!(done.status, JobStatus::Completed);
+}
+
+#[tokio::test]
+async fn sessions_refuse_unbounded_limits_and_wait_with_the_longest_timeout() {
+    let cloud = mock();
+    let mut cfg = OrchestratorConfig::default();
+    cfg.reaper.enabled = false;
+    let orch = Orchestrator::builder()
+        .store(MemorySessionStore::new())
+        .provider(cloud.clone())
+        .config(cfg)
+        .start()
+        .await
+        .unwrap();
+    for (field, req) in [
+        (
+            "idle_ttl",
+            SessionRequest::new("mock", "u", compute()).with_idle_ttl(Duration::MAX),
+        ),
+        (
+            "max_runtime",
+            SessionRequest::new("mock", "u", compute()).with_max_runtime(Duration::MAX),
+        ),
+    ] {
+        let e = orch.spawn(req).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Validation, "{e}");
+        assert!(e.message().starts_with(field), "{e}");
+    }
+    assert_eq!(cloud.live_count().unwrap(), 0, "nothing may be spawned");
+
+    // The longest allowed limits are deadlines far away, not now.
+    let year = Duration::from_secs(365 * 86_400);
+    let s = orch
+        .spawn(
+            SessionRequest::new("mock", "u", compute())
+                .with_idle_ttl(year)
+                .with_max_runtime(year),
+        )
+        .await
+        .unwrap();
+    let ready = orch.wait_ready(&s.session.id, Duration::MAX).await.unwrap();
+    assert_eq!(ready.id, s.session.id);
+    let (at, _) = ready.next_deadline(ready.last_touch);
+    assert!(
+        at > chrono::Utc::now() + chrono::Duration::days(364),
+        "{at}"
+    );
+    orch.shutdown(ShutdownPolicy::Terminate).await.unwrap();
+}
+
+#[test]
+fn an_orchestrator_config_with_unbounded_defaults_is_refused() {
+    let mut cfg = OrchestratorConfig::default();
+    cfg.default_idle_ttl = Duration::MAX;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let e = rt
+        .block_on(
+            Orchestrator::builder()
+                .store(MemorySessionStore::new())
+                .provider(mock())
+                .config(cfg)
+                .start(),
+        )
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Validation, "{e}");
+    assert!(e.message().starts_with("default_idle_ttl"), "{e}");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_fly_deploy_takes_the_longest_timeouts() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("fly");
+    std::fs::write(&bin, "#!/bin/sh\necho deployed\n").unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(tmp.path().join("fly.toml"), "app = 'demo-app'\n").unwrap();
+    let opts = cloud_atlas::fly::DeployOptions::default()
+        .with_flyctl(cloud_atlas::fly::Flyctl::new(&bin))
+        .with_activity_timeout(Duration::MAX)
+        .with_stream_timeout(Duration::MAX)
+        .with_deploy_timeout(Duration::MAX);
+    let r = cloud_atlas::fly::deploy(tmp.path(), None, &opts)
+        .await
+        .unwrap();
+    assert!(r.outcome.status.is_success(), "{r:?}");
+    let mut s = cloud_atlas::fly::stream_deploy(tmp.path(), None, &opts)
+        .await
+        .unwrap();
+    while s.next_line().await.is_some() {}
+    assert!(s.outcome().await.unwrap().status.is_success());
+}
