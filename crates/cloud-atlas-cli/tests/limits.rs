@@ -116,6 +116,48 @@ fn runpod_max_runtime_needs_a_command_and_then_rides_on_the_pod() {
     let r = run(&with_cmd).ok();
     assert!(r.json()["id"].is_string(), "{r:#?}");
     assert_eq!(prism.request_count(), 1);
+
+    // A tracked session says which limits hold only while an orchestrator runs: on
+    // RunPod without a command, max runtime is one of them.
+    let session = [
+        "--provider",
+        "runpod",
+        "session",
+        "spawn",
+        "--user",
+        "u",
+        "--gpu",
+        "rtx-4090",
+        "--image",
+        "img",
+    ];
+    let r = run(&session).ok();
+    let notes: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("note: "))
+        .collect();
+    assert!(
+        notes[0].contains("idle TTL 15m and max runtime 8h hold only while an orchestrator runs"),
+        "{notes:?}"
+    );
+    assert!(
+        notes[1].contains("only when it runs a command (`-- CMD ARGS…`)"),
+        "{notes:?}"
+    );
+    let mut with_cmd = session.to_vec();
+    with_cmd.extend(["--", "python", "serve.py"]);
+    let r = run(&with_cmd).ok();
+    let notes: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("note: "))
+        .collect();
+    assert!(!notes[0].contains("max runtime"), "{notes:?}");
+    assert!(
+        notes[1].contains("max runtime 8h is held by the machine itself"),
+        "{notes:?}"
+    );
     prism.assert_no_violations();
 }
 

@@ -161,3 +161,86 @@ async fn a_fly_deploy_takes_the_longest_timeouts() {
     while s.next_line().await.is_some() {}
     assert!(s.outcome().await.unwrap().status.is_success());
 }
+
+/// A tracked session's max runtime rides on the RunPod pod: the orchestrator passes
+/// max runtime + slack, and the pod's command is wrapped to remove the pod by then.
+/// (A stand-in that records the create body; Prism checks the same body against the
+/// spec in `contract_runpod.rs`.)
+#[tokio::test]
+async fn a_sessions_max_runtime_rides_on_the_pod_through_the_wrapper() {
+    use axum::routing::post;
+    use axum::{extract::State, Json, Router};
+    use std::sync::{Arc, Mutex};
+
+    let bodies: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let app = Router::new()
+        .route(
+            "/v2/pods",
+            post(
+                |State(b): State<Arc<Mutex<Vec<serde_json::Value>>>>,
+                 Json(body): Json<serde_json::Value>| async move {
+                    let pod = serde_json::json!({
+                        "id": "pod0001", "name": body["name"], "image": body["image"],
+                        "status": "PROVISIONING", "gpu": body["gpu"], "cost": 0.44,
+                        "createdAt": "2026-06-01T12:00:00Z",
+                    });
+                    b.lock().unwrap().push(body);
+                    (axum::http::StatusCode::CREATED, Json(pod))
+                },
+            ),
+        )
+        .with_state(Arc::clone(&bodies));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+
+    let rp = RunPodBuilder::default()
+        .with_api_key(support::runpod_runtime::KEY)
+        .with_base_url(base)
+        .build()
+        .unwrap();
+    let mut cfg = OrchestratorConfig::default();
+    cfg.reaper.enabled = false;
+    cfg.watch_running = false;
+    let orch = Orchestrator::builder()
+        .store(MemorySessionStore::new())
+        .provider(rp)
+        .config(cfg)
+        .start()
+        .await
+        .unwrap();
+    let with_cmd = ComputeRequest::builder()
+        .gpu(cloud_atlas::Gpu::RTX_4090)
+        .image("img")
+        .command(["python", "train.py"])
+        .build()
+        .unwrap();
+    orch.spawn(
+        SessionRequest::new("runpod", "u", with_cmd).with_max_runtime(Duration::from_secs(3600)),
+    )
+    .await
+    .unwrap();
+    // Without a command nothing on the pod can hold it: the session is spawned without a
+    // machine-side deadline (the orchestrator holds it while it runs, and says so).
+    let bare = ComputeRequest::builder()
+        .gpu(cloud_atlas::Gpu::RTX_4090)
+        .image("img")
+        .build()
+        .unwrap();
+    orch.spawn(
+        SessionRequest::new("runpod", "u", bare).with_max_runtime(Duration::from_secs(3600)),
+    )
+    .await
+    .unwrap();
+    orch.shutdown(ShutdownPolicy::Release).await.unwrap();
+
+    let bodies = bodies.lock().unwrap();
+    assert_eq!(bodies.len(), 2);
+    let args = bodies[0]["args"].as_str().unwrap();
+    // 3600 s + the default 120 s of slack, then removed the RunPod way.
+    assert!(
+        args.contains(" atlas-deadline 3720 10 runpod -- python train.py"),
+        "{args}"
+    );
+    assert!(bodies[1].get("args").is_none(), "{}", bodies[1]);
+}

@@ -6,6 +6,9 @@
 //! - cost accrues per hour from a price table (GPU × count, or vCPU + memory for CPU-only),
 //!   and a stopped machine keeps billing its volume's storage;
 //! - stop/start work; `max_runtime` is enforced provider-side (the machine is gone after it);
+//!   a request's `command` is stored (in `raw.command`) but not run;
+//! - `create_delay` makes the create call answer late, after the machine exists (a slow
+//!   provider, for tests of what a caller does meanwhile);
 //! - one launch name is one machine: spawning the same request twice returns the first machine;
 //! - a serverless endpoint whose jobs move `in_queue → in_progress → completed` and stream
 //!   partial output (see [`MockServerless`] for the input knobs that make a job fail or time out);
@@ -331,7 +334,8 @@ impl Mock {
 
     /// The mock the CLI uses: SQLite in the data directory (when the `sqlite` feature
     /// is on), options from `[mock]` in `atlas.toml` or the provider settings
-    /// (`boot_delay = "2s"`, `http_base = "http://127.0.0.1:8000"`).
+    /// (`boot_delay = "2s"`, `queue_delay`, `exec_time`, `create_delay`,
+    /// `http_base = "http://127.0.0.1:8000"`).
     ///
     /// # Errors
     /// `Validation` for a bad option; `Unknown` when the database cannot be opened.

@@ -11,6 +11,15 @@
 //! | Vast.ai | `command_deadline` | the wrapped command destroys the instance with its own `CONTAINER_API_KEY` (`DELETE /api/v0/instances/$CONTAINER_ID/`, Vast's documented per-instance key) |
 //! | Lambda | — | refused: a VM bills until it is terminated through the API, and the account key never goes onto a machine |
 //!
+//! Where the providers document these: Fly's `restart.policy` and `auto_destroy` in the
+//! Machines API reference (`machines-resource`); RunPod: "All Pods come with runpodctl
+//! installed with a Pod-scoped API key" (docs.runpod.io/runpodctl/reference/runpodctl)
+//! and "Stop a Pod after a specific time: `sleep 2h; runpodctl stop pod $RUNPOD_POD_ID`"
+//! (docs.runpod.io, Manage Pods); Vast: the predefined `CONTAINER_ID` and
+//! `CONTAINER_API_KEY` ("per-instance API key for CLI commands from inside the
+//! container") and "stop or destroy the instance from within: `vastai destroy instance
+//! $CONTAINER_ID`" (docs.vast.ai/guides/instances/docker-environment).
+//!
 //! With `command_deadline`, the request's [`command`](ComputeRequest::command) is
 //! wrapped by one POSIX `sh` script ([`WRAPPER_SOURCE`], `deadline.sh`): it runs the
 //! command, sends it `TERM` at max runtime and `KILL` [`KILL_GRACE`] later, then ends the
