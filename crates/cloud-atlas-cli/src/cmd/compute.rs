@@ -413,7 +413,8 @@ pub(crate) fn session_limits_note(
     } else {
         format!("{name} cannot end the machine by itself; until an orchestrator runs, stop it yourself: `atlas session stop ID`")
     };
-    format!("note: {list} hold only while an orchestrator runs on this store (`atlas serve`, or your app's Orchestrator), and none runs once this command exits\nnote: {second}")
+    let verb = if rest.is_empty() { "holds" } else { "hold" };
+    format!("note: {list} {verb} only while an orchestrator runs on this store (`atlas serve`, or your app's Orchestrator), and none runs once this command exits\nnote: {second}")
 }
 
 fn keep_secret(spawned: Option<AuthHandle>, later: Option<AuthHandle>) -> Option<AuthHandle> {

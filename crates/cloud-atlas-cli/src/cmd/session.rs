@@ -98,10 +98,11 @@ pub(crate) async fn run(ctx: &Context, cmd: SessionCmd) -> Result<()> {
                 }
                 _ => None,
             };
-            orch.shutdown(ShutdownPolicy::Release).await?;
+            let released = orch.shutdown(ShutdownPolicy::Release).await;
             if let Some(sig) = caught {
                 crate::cmd::compute::report_interrupted_session(sig, &res);
             }
+            released?;
             let s = res?;
             eprintln!(
                 "{}",

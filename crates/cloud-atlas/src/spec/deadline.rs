@@ -41,7 +41,7 @@ use std::time::Duration;
 
 use super::capability::{Capabilities, Capability};
 use super::compute::ComputeRequest;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// The wrapper script, as written (commented, one command per line).
 pub const WRAPPER_SOURCE: &str = include_str!("deadline.sh");
@@ -144,20 +144,15 @@ pub fn check(provider: &str, caps: &Capabilities, req: &ComputeRequest) -> Resul
 }
 
 fn refusal(provider: &str, caps: &Capabilities) -> Error {
-    const TRACK: &str = "or track it as a session while an orchestrator runs (`atlas session spawn` with `atlas serve` running, or the library's Orchestrator), which ends it at max runtime";
-    if caps.contains(Capability::CommandDeadline) {
-        Error::unsupported(
-            provider,
-            "max_runtime without a command",
-            format!("{provider} holds max_runtime on the machine by wrapping the command it runs, so the machine ends itself; give the command (`atlas spawn … -- CMD ARGS…`, or ComputeRequestBuilder::command), {TRACK}"),
-        )
+    const TRACK: &str = "track the machine as a session while an orchestrator runs (`atlas session spawn` with `atlas serve` running, or the library's Orchestrator), which ends it at max runtime";
+    let msg = if caps.contains(Capability::CommandDeadline) {
+        format!("max_runtime needs a command on {provider}: {provider} holds it by wrapping the command the machine runs, so the machine ends itself; give the command (`atlas spawn … -- CMD ARGS…`, or ComputeRequestBuilder::command), or {TRACK}")
     } else {
-        Error::unsupported(
-            provider,
-            "max_runtime",
-            format!("a {provider} machine cannot end itself, so nothing would stop it at max runtime; {}", &TRACK[3..]),
-        )
-    }
+        format!("max_runtime cannot be held on {provider}: a {provider} machine cannot end itself, so nothing would stop it at max runtime; {TRACK}")
+    };
+    Error::new(ErrorKind::Unsupported, msg)
+        .with_provider(provider.to_string())
+        .with_operation("spawn")
 }
 
 /// The argv `provider` puts on the machine for `req`: its command as is without a max
@@ -205,7 +200,6 @@ pub fn shell_join(argv: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ErrorKind;
     use std::path::{Path, PathBuf};
     use std::process::{Command, Stdio};
     use std::time::Instant;

@@ -125,7 +125,7 @@ pub fn create_body(req: &ComputeRequest, env: &BTreeMap<String, String>) -> Resu
     if req.max_runtime.is_some() && (restart != "no" || !auto_destroy) {
         return Err(Error::validation(
             "max_runtime",
-            format!("ends a Fly machine by its command exiting, which needs restart=no and auto_destroy=true (got restart={restart}, auto_destroy={auto_destroy}); drop those provider options or --max-runtime"),
+            format!("is held on Fly by the command's exit destroying the machine, which needs restart=no and auto_destroy=true (got restart={restart}, auto_destroy={auto_destroy}); drop those provider options or max_runtime"),
         ));
     }
     let mut config = Map::new();
