@@ -28,7 +28,9 @@
 //! runtime **the machine lives as long as its command, at most max runtime** (counted
 //! from when the command starts on the machine). The wrapper exits with the command's
 //! status, or 124 when the deadline ended it. A stop from outside (`TERM`) is passed on
-//! to the command and leaves the machine alone.
+//! to the command and leaves the machine alone; a later start runs the command again,
+//! with a fresh deadline. A host that restarts the container re-arms it the same way:
+//! the count is kept by the machine, not by a clock of ours.
 //!
 //! The wrapper is the container's command, so an image `ENTRYPOINT` must run its
 //! arguments (`exec "$@"`, as the CUDA, PyTorch and distribution images do), and the
