@@ -41,45 +41,44 @@ async fn wait_for_takes_the_longest_timeout() {
 
 #[tokio::test]
 async fn jobs_take_the_longest_timeout() {
-    let m = mock();
-    let job = JobRequest::new(MOCK_ENDPOINT, serde_json::json!({"prompt": "hi"})).unwrap();
-    let done = m
-        .serverless()
-        .unwrap()
-        .run_sync(&job, Duration::MAX)
-        .await
-        .unwrap();
-    assert_eq!(done.status, JobStatus::Completed);
-
     let (base, _state) = support::runpod_runtime::serve().await;
-    let rp = RunPodBuilder::default()
+    let runpod = RunPodBuilder::default()
         .with_api_key(support::runpod_runtime::KEY)
         .with_base_url("http://127.0.0.1:9")
         .with_serverless_base_url(base)
         .build()
         .unwrap();
-    let job = JobRequest::new("ep1", serde_json::json!({"mode": "queued"})).unwrap();
-    let done = rp
-        .serverless()
-        .unwrap()
-        .run_sync(&job, Duration::MAX)
+    let mock = mock();
+    let runs: [(&dyn Provider, &str, serde_json::Value); 2] = [
+        (&mock, MOCK_ENDPOINT, serde_json::json!({"prompt": "hi"})),
+        (&runpod, "ep1", serde_json::json!({"mode": "queued"})),
+    ];
+    for (p, endpoint, input) in runs {
+        let job = JobRequest::new(endpoint, input).unwrap();
+        let sl = p.serverless().unwrap();
+        let done = sl.run_sync(&job, Duration::MAX).await.unwrap();
+        assert_eq!(done.status, JobStatus::Completed, "{}", p.name());
+    }
+}
+
+/// An orchestrator on `provider` with no reaper and no boot watch.
+async fn orchestrator(provider: impl Provider) -> Orchestrator {
+    let mut cfg = OrchestratorConfig::default();
+    cfg.reaper.enabled = false;
+    cfg.watch_running = false;
+    Orchestrator::builder()
+        .store(MemorySessionStore::new())
+        .provider(provider)
+        .config(cfg)
+        .start()
         .await
-        .unwrap();
-    assert_eq!(done.status, JobStatus::Completed);
+        .unwrap()
 }
 
 #[tokio::test]
 async fn sessions_refuse_unbounded_limits_and_wait_with_the_longest_timeout() {
     let cloud = mock();
-    let mut cfg = OrchestratorConfig::default();
-    cfg.reaper.enabled = false;
-    let orch = Orchestrator::builder()
-        .store(MemorySessionStore::new())
-        .provider(cloud.clone())
-        .config(cfg)
-        .start()
-        .await
-        .unwrap();
+    let orch = orchestrator(cloud.clone()).await;
     for (field, req) in [
         (
             "idle_ttl",
@@ -199,16 +198,7 @@ async fn a_sessions_max_runtime_rides_on_the_pod_through_the_wrapper() {
         .with_base_url(base)
         .build()
         .unwrap();
-    let mut cfg = OrchestratorConfig::default();
-    cfg.reaper.enabled = false;
-    cfg.watch_running = false;
-    let orch = Orchestrator::builder()
-        .store(MemorySessionStore::new())
-        .provider(rp)
-        .config(cfg)
-        .start()
-        .await
-        .unwrap();
+    let orch = orchestrator(rp).await;
     let with_cmd = ComputeRequest::builder()
         .gpu(cloud_atlas::Gpu::RTX_4090)
         .image("img")
