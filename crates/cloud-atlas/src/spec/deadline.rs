@@ -505,6 +505,26 @@ mod tests {
     }
 
     #[test]
+    fn the_one_line_form_a_provider_splits_runs_the_same() {
+        // RunPod's `args` and Vast's `onstart` carry the wrapped command as one shell line.
+        let argv: Vec<String> = ["sh", "-c", "echo \"it's $0\"; exit 5", "me"]
+            .map(String::from)
+            .into();
+        let line = shell_join(&wrap(&argv, Duration::from_secs(60), SelfEnd::Exit));
+        let out = Command::new("/bin/sh")
+            .args(["-c", &format!("exec {line}")])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(5),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "it's me\n");
+    }
+
+    #[test]
     fn ending_the_machine_is_retried_until_it_works() {
         let sh = &shells()[0];
         let r = run_wrapped(

@@ -4,7 +4,8 @@
 //!
 //! It checks that a [`Provider`] keeps the contract: spawn/get/list/terminate round
 //! trips, `wait_for(Running)`, port URLs, stop/start, a priced GPU catalog, serverless
-//! jobs — each only when the provider declares the capability — and that undeclared
+//! jobs — each only when the provider declares the capability — that a `max_runtime` is
+//! held by the machine or refused as the deadline capabilities say, and that undeclared
 //! capabilities answer [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported).
 //!
 //! Against a real cloud it **spawns real machines and costs money**. Everything it
