@@ -88,7 +88,6 @@ pub use api::catalog::{
 pub use api::events::EventsQuery;
 pub use api::sessions::{
     CreateSession, CreatedSession, ListQuery, SessionList, SessionView, Stopped,
-    MAX_SESSION_DURATION,
 };
 pub use api::spend::{SpendQuery, SpendView, UserSpendView};
 pub use api::MAX_BODY_BYTES;

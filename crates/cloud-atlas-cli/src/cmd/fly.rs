@@ -45,7 +45,6 @@ use cloud_atlas::fly::{
     discover_apps, stream_deploy, DeployLine, DeployOptions, DeployStatus, Discovery, Flyctl,
     OutputStream, TokenResolver, DEFAULT_MAX_DEPTH,
 };
-use cloud_atlas::spec::parse_duration;
 use cloud_atlas::{Error, ErrorKind, Result};
 use comfy_table::Cell;
 use serde::Serialize;
@@ -96,12 +95,12 @@ pub(crate) struct DeployArgs {
     /// App to deploy [default: `app` from PATH/fly.toml]
     #[arg(long, value_name = "APP")]
     app: Option<String>,
-    /// Stop the deploy when it prints nothing for this long
-    #[arg(long, value_name = "DURATION", default_value = "5m")]
-    activity_timeout: String,
-    /// Stop the deploy after this long whatever happens
-    #[arg(long, value_name = "DURATION", default_value = "30m")]
-    timeout: String,
+    /// Stop the deploy when it prints nothing for this long (1s to 7d)
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = crate::flags::wait)]
+    activity_timeout: std::time::Duration,
+    /// Stop the deploy after this long whatever happens (1s to 7d)
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = crate::flags::wait)]
+    timeout: std::time::Duration,
 }
 
 /// Arguments of `atlas fly logs`.
@@ -201,8 +200,7 @@ struct DeployJson {
 }
 
 async fn deploy(ctx: &Context, a: DeployArgs) -> Result<ExitCode> {
-    let activity = parse_duration("activity-timeout", &a.activity_timeout)?;
-    let cap = parse_duration("timeout", &a.timeout)?;
+    let (activity, cap) = (a.activity_timeout, a.timeout);
     let opts = DeployOptions::default()
         .with_flyctl(Flyctl::from_config(&ctx.config))
         .with_activity_timeout(activity)

@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use cloud_atlas::orchestrator::Session;
-use cloud_atlas::spec::parse_duration;
 use cloud_atlas::{Compute, Error, ErrorKind, Result};
 use cloud_atlas_web::{CreateSession, ErrorBody, ADMIN_TOKEN_ENV};
 use serde::de::DeserializeOwned;
@@ -121,12 +120,9 @@ fn body(ctx: &Context, a: &SessionSpawnArgs) -> Result<CreateSession> {
     let c = &a.compute;
     // The same validation as the local path: the whole request is built once here.
     c.request()?;
-    let wait = if c.wait {
-        parse_duration("timeout", &c.timeout)?;
-        Some(c.timeout.clone())
-    } else {
-        None
-    };
+    // Durations were parsed and bounded by clap; they travel as exact milliseconds.
+    let ms = |d: Duration| format!("{}ms", d.as_millis());
+    let wait = c.wait.then(|| ms(c.timeout));
     let mut env = std::collections::BTreeMap::new();
     for kv in &c.env {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
@@ -163,12 +159,13 @@ fn body(ctx: &Context, a: &SessionSpawnArgs) -> Result<CreateSession> {
         template: c.template.clone(),
         name: c.name.clone(),
         auth: c.auth.clone(),
-        idle_ttl: c.idle_ttl.clone(),
-        max_runtime: c.max_runtime.clone(),
+        idle_ttl: c.idle_ttl.map(ms),
+        max_runtime: c.max_runtime.map(ms),
         provider_opts,
         labels,
         max_cost: a.max_cost,
         prefix: Some(a.prefix.clone()),
+        command: c.command.clone(),
         wait,
     })
 }

@@ -152,34 +152,12 @@ async fn open_store(ctx: &Context, store: Option<&str>, node: &str) -> Result<Op
     }
 }
 
-/// SIGINT or SIGTERM, whichever comes first.
-async fn signal() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return "SIGINT";
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "SIGINT"
-    }
-}
-
 /// `atlas serve`.
 pub(crate) async fn run(ctx: &Context, a: ServeArgs) -> Result<()> {
     let cfg = settings(ctx, &a)?;
     let policy = cfg.shutdown_policy()?;
+    // Installed before anything is started, so no signal finds the default action.
+    let mut signals = crate::signal::Signals::install()?;
     let addr: SocketAddr = cfg
         .bind
         .parse()
@@ -283,7 +261,7 @@ pub(crate) async fn run(ctx: &Context, a: ServeArgs) -> Result<()> {
         .await
     });
     let sig = tokio::select! {
-        s = signal() => s,
+        s = signals.recv() => s.name(),
         r = server_died(&server) => {
             let _ = orch.shutdown(policy).await;
             return r;

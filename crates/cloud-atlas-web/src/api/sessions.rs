@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use cloud_atlas::orchestrator::{
     Session, SessionFilter, SessionRequest, SessionState, TerminateReason,
 };
-use cloud_atlas::spec::parse_duration;
+use cloud_atlas::spec::{parse_duration_in, DurationRange};
 use cloud_atlas::{AuthMode, CloudType, ComputeRequest, Gpu};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -104,6 +104,10 @@ pub struct CreateSession {
     /// Resource name prefix (the reaper's prefix) [default: atlas-].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
+    /// The command the machine runs instead of the image's (`atlas session spawn … -- CMD ARGS…`);
+    /// where a provider can, the machine then ends itself after `max_runtime`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
     /// Answer only once the machine runs and its first HTTP port answers, waiting at
     /// most this long (e.g. `10m`); `atlas session spawn --wait --timeout`. On timeout
     /// the answer is 504 and the session stays tracked (its limits still apply).
@@ -129,19 +133,14 @@ fn body_field(f: &str) -> &str {
     }
 }
 
-/// Longest idle TTL or max runtime a request may ask for.
-pub const MAX_SESSION_DURATION: std::time::Duration =
-    std::time::Duration::from_secs(366 * 24 * 3600);
-
+/// A limit (`idle_ttl`, `max_runtime`: 1s to 365d) or a wait (`wait`: 1s to 7d).
 fn bounded(field: &str, s: &str) -> cloud_atlas::Result<std::time::Duration> {
-    let d = parse_duration(field, s)?;
-    if d > MAX_SESSION_DURATION {
-        return Err(cloud_atlas::Error::validation(
-            field,
-            format!("{s:?} is too long; allowed: 1s to 366d"),
-        ));
-    }
-    Ok(d)
+    let range = if field == "wait" {
+        DurationRange::WAIT
+    } else {
+        DurationRange::LIMIT
+    };
+    parse_duration_in(field, s, range)
 }
 
 impl CreateSession {
@@ -210,6 +209,9 @@ impl CreateSession {
         }
         for (k, v) in &self.labels {
             b = b.label(k.clone(), v.clone());
+        }
+        if !self.command.is_empty() {
+            b = b.command(self.command.iter().cloned());
         }
         for (k, v) in &self.provider_opts {
             b = b.provider_opt(k.clone(), v.clone());
