@@ -402,7 +402,7 @@ fn session_commands_talk_to_a_running_server_with_the_same_outputs() {
         "soon"
     ])
     .fails(2)
-    .contains("idle_ttl"));
+    .contains("--idle-ttl"));
     assert!(remote(&[
         "session",
         "spawn",
@@ -415,7 +415,7 @@ fn session_commands_talk_to_a_running_server_with_the_same_outputs() {
         "nope"
     ])
     .fails(2)
-    .contains("timeout"));
+    .contains("--timeout"));
     assert!(
         remote(&["session", "get", "0123456789abcdef0123456789abcdef"])
             .fails(4)
