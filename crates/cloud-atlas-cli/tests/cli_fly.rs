@@ -121,20 +121,7 @@ impl Sandbox {
     }
 
     fn run_with_stdin(&self, args: &[&str], input: &str) -> Run {
-        let mut child = self
-            .cmd(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        Run::from(child.wait_with_output().unwrap())
+        common::run_with_stdin(&mut self.cmd(args), input)
     }
 
     fn spawn(&self, args: &[&str]) -> Child {
@@ -952,4 +939,116 @@ fn token_set_never_takes_the_token_from_argv_and_rejects_empty_input() {
         r.error_line().contains("atlas fly token set my-app"),
         "{r:#?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// the token store shared by several processes
+
+/// The apps in the manual store file, read as any other program would.
+fn manual_apps(s: &Sandbox) -> Vec<String> {
+    let text = std::fs::read_to_string(s.token_dir().join("manual.json")).unwrap();
+    let v: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("manual.json is not whole JSON ({e}): {text}"));
+    let mut apps: Vec<String> = v["tokens"].as_object().unwrap().keys().cloned().collect();
+    apps.sort();
+    apps
+}
+
+/// Start `atlas fly token set APP` with `input` on stdin (stdin then closed).
+fn spawn_token_set(s: &Sandbox, app: &str, input: &str) -> Child {
+    let mut c = s
+        .cmd(&["fly", "token", "set", app])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    c
+}
+
+#[test]
+fn parallel_token_sets_from_twenty_processes_all_persist() {
+    let s = Sandbox::new().with_env("ATLAS_FLY_BIN", "/opt/nowhere/fly");
+    let children: Vec<(String, Child)> = (0..20)
+        .map(|i| {
+            let app = format!("app{i}");
+            let c = spawn_token_set(&s, &app, &format!("t{i}\n"));
+            (app, c)
+        })
+        .collect();
+    let mut want = Vec::new();
+    for (app, c) in children {
+        let r = Run::from(c.wait_with_output().unwrap());
+        assert_eq!(r.code, 0, "{app}: {r:#?}");
+        want.push(app);
+    }
+    want.sort();
+    assert_eq!(manual_apps(&s), want);
+    // Each app kept its own token.
+    for i in [0, 7, 19] {
+        let v = s
+            .run(&[
+                "fly",
+                "token",
+                "get",
+                &format!("app{i}"),
+                "--reveal",
+                "-o",
+                "json",
+            ])
+            .ok()
+            .json();
+        assert_eq!(v["token"], format!("t{i}"));
+    }
+    // Nothing half-written is left beside the store.
+    let mut names: Vec<String> = std::fs::read_dir(s.token_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    names.sort();
+    assert!(names.is_empty(), "{names:?}");
+}
+
+#[test]
+fn a_writer_killed_mid_write_never_leaves_a_torn_store() {
+    let s = Sandbox::new().with_env("ATLAS_FLY_BIN", "/opt/nowhere/fly");
+    // A big store, so a write takes long enough to be cut in the middle.
+    let long_token = format!("tok-{}", "x".repeat(20_000));
+    s.run_with_stdin(&["fly", "token", "set", "base"], &long_token)
+        .ok();
+    for i in 0..40 {
+        s.run_with_stdin(&["fly", "token", "set", &format!("seed{i}")], &long_token)
+            .ok();
+    }
+    let before = manual_apps(&s);
+    let mut kept = before.clone();
+    for round in 0..12u64 {
+        let app = format!("victim{round}");
+        let mut c = spawn_token_set(&s, &app, &long_token);
+        // Kill it somewhere between start-up and the end of its write.
+        std::thread::sleep(std::time::Duration::from_millis(2 + round * 3));
+        let _ = c.kill();
+        let st = c.wait().unwrap();
+        let apps = manual_apps(&s);
+        if st.success() {
+            kept.push(app.clone());
+            kept.sort();
+        }
+        // Either the old or the new document, never a torn one, never a lost entry.
+        for a in &kept {
+            assert!(apps.contains(a), "round {round}: {a} lost: {apps:?}");
+        }
+    }
+    // The next writer clears what the killed ones left half-written.
+    s.run_with_stdin(&["fly", "token", "set", "after"], "t-after")
+        .ok();
+    let leftovers: Vec<String> = std::fs::read_dir(s.token_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert!(manual_apps(&s).contains(&"after".to_string()));
 }
