@@ -1052,3 +1052,18 @@ fn a_writer_killed_mid_write_never_leaves_a_torn_store() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
     assert!(manual_apps(&s).contains(&"after".to_string()));
 }
+
+#[test]
+fn token_set_from_an_endless_stdin_is_a_clear_error() {
+    let s = Sandbox::new().with_env("ATLAS_FLY_BIN", "/opt/nowhere/fly");
+    let r = Run::from(
+        s.cmd(&["fly", "token", "set", "my-app"])
+            .stdin(std::fs::File::open("/dev/zero").unwrap())
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 2, "{r:#?}");
+    let line = r.error_line();
+    assert!(line.contains("stdin") && line.contains("64 KiB"), "{line}");
+    assert!(!s.token_dir().join("manual.json").exists());
+}

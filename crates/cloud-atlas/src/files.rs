@@ -28,6 +28,9 @@ use crate::error::{Error, ErrorKind, Result};
 pub const MAX_SECRET_BYTES: usize = 64 * 1024;
 /// Cap for a configuration document (`atlas.toml`, `fly.toml`, flyctl's `config.yml`): 1 MiB.
 pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
+/// Cap for a document passed on to a provider (a serverless job's `--input`; RunPod
+/// takes at most 20 MB): 20 MiB.
+pub const MAX_DOCUMENT_BYTES: usize = 20 * 1024 * 1024;
 /// Cap for a state file we keep ourselves (the token store's JSON files): 16 MiB.
 pub const MAX_STATE_BYTES: usize = 16 * 1024 * 1024;
 
@@ -231,7 +234,8 @@ pub fn read_limited(reader: impl Read, limit: usize) -> io::Result<Vec<u8>> {
 /// `InvalidData` when the line is not UTF-8.
 pub fn read_first_line(reader: &mut dyn BufRead, limit: usize) -> io::Result<String> {
     let mut line = Vec::new();
-    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    // Room for the line ending after `limit` bytes of content.
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(2);
     reader.take(cap).read_until(b'\n', &mut line)?;
     if line.last() == Some(&b'\n') {
         line.pop();
@@ -246,21 +250,15 @@ pub fn read_first_line(reader: &mut dyn BufRead, limit: usize) -> io::Result<Str
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not valid UTF-8"))
 }
 
-/// The whole of the regular file at `path`, at most `limit` bytes.
+/// The whole of the file at `path`, at most `limit` bytes. Pipes and devices work
+/// too (`--config <(…)`), with the same cap: `/dev/zero` ends in an error, not a hang.
 ///
 /// # Errors
-/// The open error (`NotFound` when missing); `InvalidInput` when `path` is not a
-/// regular file (a FIFO or device could block or never end); `FileTooLarge` past `limit`.
+/// The open or read error (`NotFound` when missing); `FileTooLarge` past `limit`.
 pub fn read_file(path: &Path, limit: usize) -> io::Result<Vec<u8>> {
     let f = File::open(path)?;
     let meta = f.metadata()?;
-    if !meta.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
-    }
-    if meta.len() > u64::try_from(limit).unwrap_or(u64::MAX) {
+    if meta.is_file() && meta.len() > u64::try_from(limit).unwrap_or(u64::MAX) {
         return Err(too_large(limit));
     }
     read_limited(f, limit)
@@ -361,16 +359,13 @@ mod tests {
             io::ErrorKind::FileTooLarge
         );
         assert_eq!(read_file(&p, 2048).unwrap().len(), 2048);
-        assert_eq!(
-            read_file(dir.path(), 2048).unwrap_err().kind(),
-            io::ErrorKind::InvalidInput
-        );
+        assert!(read_file(dir.path(), 2048).is_err());
     }
 
     #[test]
     #[cfg(target_os = "linux")]
     fn a_device_is_not_read_forever() {
         let e = read_file(Path::new("/dev/zero"), 1024).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(e.kind(), io::ErrorKind::FileTooLarge);
     }
 }

@@ -30,13 +30,14 @@
 //! process group is stopped first). Errors before `fly` starts (bad folder or app, `fly`
 //! not installed: exit 4) use the usual table. `fly logs --follow` ends with 0 on Ctrl-C.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use cloud_atlas::auth::Secret;
+use cloud_atlas::files;
 use cloud_atlas::fly::logs::{
     LogEntry, LogEvent, LogQuery, LogStreamer, LogsClientBuilder, StreamerOptions, SubscribeOptions,
 };
@@ -515,7 +516,7 @@ fn token_table(out: &Out, t: &TokenInfo) -> String {
     out.kv_table(rows).to_string()
 }
 
-/// The token for `token set`: all of stdin, trimmed; one line.
+/// The token for `token set`: all of stdin (at most 64 KiB), trimmed; one line.
 fn read_token_from_stdin() -> Result<Secret> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
@@ -524,11 +525,10 @@ fn read_token_from_stdin() -> Result<Secret> {
             "paste the token, then press Enter and Ctrl-D:",
         );
     }
-    let mut s = String::new();
-    stdin
-        .lock()
-        .read_to_string(&mut s)
+    let bytes = files::read_limited(stdin.lock(), files::MAX_SECRET_BYTES)
         .map_err(|e| Error::validation("token", format!("cannot read stdin: {e}")))?;
+    let s = String::from_utf8(bytes)
+        .map_err(|_| Error::validation("token", "stdin is not UTF-8 text"))?;
     let token = Secret::new(s.trim());
     if token.expose().is_empty() {
         return Err(Error::validation(

@@ -740,7 +740,7 @@ pub fn read_fly_config(dir: &Path) -> Result<Option<Secret>> {
         access_token: Option<String>,
     }
     let path = dir.join("config.yml");
-    let text = match std::fs::read_to_string(&path) {
+    let text = match crate::files::read_file_to_string(&path, crate::files::MAX_CONFIG_BYTES) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
