@@ -336,12 +336,45 @@ echo "==> Release done""#,
 fn deploy_propagates_a_non_zero_exit_code_and_app_flag_wins() {
     let s = Sandbox::new();
     let dir = s.app_dir();
+    // The error line comes only once the first line was read: two pipes carry no
+    // order between them, so the test makes the order observable instead of
+    // hoping the scheduler keeps it.
     s.fake_fly(
         r#"echo "$*" > "$LOG"
 echo "==> Building image"
+i=0; while [ ! -f "$RELEASE" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done
 echo "Error: failed to fetch an image or build from source" >&2
 exit 3"#,
     );
+
+    // -o jsonl: one object per line in the order they came, then the outcome.
+    let mut child = s.spawn(&["fly", "deploy", &dir.display().to_string(), "-o", "jsonl"]);
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    std::fs::write(s.release(), "").unwrap();
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "{first}{rest}");
+    let lines: Vec<Value> = format!("{first}{rest}")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert_eq!(lines[0]["text"], "==> Building image");
+    assert_eq!(lines[0]["stream"], "stdout");
+    assert_eq!(
+        lines[1]["text"],
+        "Error: failed to fetch an image or build from source"
+    );
+    assert_eq!(lines[1]["stream"], "stderr");
+    assert_eq!(lines[2]["app"], "demo-app");
+    assert_eq!(lines[2]["status"]["result"], "failed");
+    assert_eq!(lines[2]["status"]["code"], 3);
+    assert_eq!(lines[2]["lines"], 2);
+
+    // Table output: each stream to its own descriptor; --app wins over fly.toml.
     let r = s.run(&[
         "fly",
         "deploy",
@@ -360,23 +393,6 @@ exit 3"#,
         ]
     );
     assert_eq!(s.log_lines(), ["deploy --remote-only --app other-app"]);
-
-    // -o jsonl: one object per line, then the outcome.
-    let r = s.run(&["fly", "deploy", &dir.display().to_string(), "-o", "jsonl"]);
-    assert_eq!(r.code, 3, "{r:#?}");
-    let lines: Vec<Value> = r
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 3, "{r:#?}");
-    assert_eq!(lines[0]["text"], "==> Building image");
-    assert_eq!(lines[0]["stream"], "stdout");
-    assert_eq!(lines[1]["stream"], "stderr");
-    assert_eq!(lines[2]["app"], "demo-app");
-    assert_eq!(lines[2]["status"]["result"], "failed");
-    assert_eq!(lines[2]["status"]["code"], 3);
-    assert_eq!(lines[2]["lines"], 2);
 }
 
 #[test]
@@ -1066,4 +1082,64 @@ fn token_set_from_an_endless_stdin_is_a_clear_error() {
     let line = r.error_line();
     assert!(line.contains("stdin") && line.contains("64 KiB"), "{line}");
     assert!(!s.token_dir().join("manual.json").exists());
+}
+
+/// Whether process `pid` is gone (or a zombie waiting for its parent).
+fn gone(pid: &str) -> bool {
+    let state =
+        std::fs::read_to_string(Path::new("/proc").join(pid).join("stat")).unwrap_or_default();
+    state.is_empty() || state.split_whitespace().nth(2) == Some("Z")
+}
+
+/// Send `sig` (`TERM`, `HUP`) to `pid`.
+fn send_signal(pid: u32, sig: &str) {
+    let st = Command::new("kill")
+        .args(["-s", sig, &pid.to_string()])
+        .env("PATH", SYSTEM_PATH)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn sigterm_or_sighup_stops_a_deploy_and_the_whole_fly_process_group() {
+    for (sig, code) in [("TERM", 143), ("HUP", 129)] {
+        let s = Sandbox::new();
+        let dir = s.app_dir();
+        // fly, and a helper it started (as `fly deploy` starts builders and proxies).
+        s.fake_fly(
+            r#"echo $$ > "$LOG"; sleep 30 & echo $! >> "$LOG"; echo "==> Building image"; wait"#,
+        );
+        let mut child = s.spawn(&["fly", "deploy", &dir.display().to_string()]);
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        out.read_line(&mut first).unwrap();
+        assert_eq!(first, "==> Building image\n");
+        let pids = s.log_lines();
+        assert_eq!(pids.len(), 2, "{pids:?}");
+        send_signal(child.id(), sig);
+        let status = child.wait().unwrap();
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        let left: Vec<&String> = pids.iter().filter(|p| !gone(p)).collect();
+        for p in &left {
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", p.as_str()])
+                .env("PATH", SYSTEM_PATH)
+                .status();
+        }
+        assert!(left.is_empty(), "SIG{sig}: still running: {left:?}");
+        assert_eq!(status.code(), Some(code), "SIG{sig}: {err}");
+        assert_eq!(
+            err,
+            format!(
+                "error: deploy of demo-app stopped by SIG{sig}; the fly process group was stopped\n"
+            )
+        );
+    }
 }

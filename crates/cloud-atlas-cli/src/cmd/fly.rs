@@ -23,11 +23,17 @@
 //! | `fly token get`, `refresh`, `set` | `{"app", "source", "origin", "fingerprint", "obtained_at", "expires_at"}`, plus `"token"` only with `--reveal` |
 //! | `fly token invalidate` | `{"app", "invalidated": true}` |
 //!
+//! Lines of one stream keep their order exactly. Between stdout and stderr the order
+//! is the order atlas read them: two pipes carry no order between them, so lines that
+//! `fly` wrote to both within one scheduling tick may come either way round.
+//!
 //! # Exit codes
 //!
 //! `fly deploy` exits with the deploy's own exit code (0 when it succeeded), `124` when a
-//! timer stopped it (as `timeout(1)`) and `130` when interrupted with Ctrl-C (the `fly`
-//! process group is stopped first). Errors before `fly` starts (bad folder or app, `fly`
+//! timer stopped it (as `timeout(1)`), and `128 + n` when signal `n` stopped it: `130`
+//! for Ctrl-C (SIGINT), `143` for SIGTERM, `129` for SIGHUP (the terminal went away).
+//! `fly` runs in its own process group, so these signals do not reach it: atlas stops
+//! the whole group first (SIGTERM, then SIGKILL after a grace period), then exits. Errors before `fly` starts (bad folder or app, `fly`
 //! not installed: exit 4) use the usual table. `fly logs --follow` ends with 0 on Ctrl-C.
 
 use std::io::{IsTerminal, Write};
@@ -56,8 +62,6 @@ use crate::output::{to_json, Format, Out};
 
 /// Exit code of a deploy stopped by one of its timers (as `timeout(1)`).
 const EXIT_TIMED_OUT: u8 = 124;
-/// Exit code of a deploy interrupted with Ctrl-C (128 + SIGINT).
-const EXIT_INTERRUPTED: u8 = 130;
 /// Batches a `logs --follow` subscriber may have queued before it counts as too slow.
 const FOLLOW_CAPACITY: usize = 1024;
 
@@ -208,19 +212,21 @@ async fn deploy(ctx: &Context, a: DeployArgs) -> Result<ExitCode> {
         .with_flyctl(Flyctl::from_config(&ctx.config))
         .with_activity_timeout(activity)
         .with_stream_timeout(cap);
-    // Before fly starts: it runs in its own process group, so Ctrl-C reaches only us
-    // and we must stop it.
-    let ctrl_c = ctrl_c()?;
-    tokio::pin!(ctrl_c);
+    // Before fly starts: it runs in its own process group, so Ctrl-C, SIGTERM and
+    // SIGHUP reach only us and we must stop it.
+    let stop = stop_signal()?;
+    tokio::pin!(stop);
     let mut stream = stream_deploy(&a.path, a.app.as_deref(), &opts).await?;
     let format = ctx.out.format();
     let mut collected = Vec::new();
     let mut interrupted = false;
+    let mut signal: Option<StopSignal> = None;
     loop {
         let line = tokio::select! {
             l = stream.next_line() => l,
-            _ = &mut ctrl_c => {
+            sig = &mut stop => {
                 interrupted = true;
+                signal = Some(sig);
                 break;
             }
         };
@@ -261,14 +267,20 @@ async fn deploy(ctx: &Context, a: DeployArgs) -> Result<ExitCode> {
         }
     }
     if interrupted {
+        // No signal: our reader went away (a closed pipe), as good as Ctrl-C.
+        let sig = signal.unwrap_or(StopSignal::Interrupt);
+        let how = match sig {
+            StopSignal::Interrupt => "interrupted".to_string(),
+            other => format!("stopped by {}", other.name()),
+        };
         write_line(
             OutputStream::Stderr,
             &format!(
-                "error: deploy of {} interrupted; the fly process group was stopped",
+                "error: deploy of {} {how}; the fly process group was stopped",
                 outcome.app
             ),
         );
-        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        return Ok(ExitCode::from(sig.exit_code()));
     }
     let code = match outcome.status {
         DeployStatus::Succeeded => 0,
@@ -284,6 +296,68 @@ async fn deploy(ctx: &Context, a: DeployArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::from(code))
+}
+
+/// A signal that asks atlas to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopSignal {
+    /// SIGINT (Ctrl-C).
+    Interrupt,
+    /// SIGTERM (`kill`, a supervisor, a CI runner's cancel).
+    Terminate,
+    /// SIGHUP (the terminal closed).
+    Hangup,
+}
+
+impl StopSignal {
+    fn name(self) -> &'static str {
+        match self {
+            StopSignal::Interrupt => "SIGINT",
+            StopSignal::Terminate => "SIGTERM",
+            StopSignal::Hangup => "SIGHUP",
+        }
+    }
+
+    /// `128 + n`, as a shell reports a process ended by signal `n`.
+    fn exit_code(self) -> u8 {
+        match self {
+            StopSignal::Interrupt => 130,
+            StopSignal::Terminate => 143,
+            StopSignal::Hangup => 129,
+        }
+    }
+}
+
+/// A future that resolves with the first of SIGINT, SIGTERM or SIGHUP. The handlers
+/// are installed by this call, so a signal right after it is not lost (nor does it
+/// kill the process before the `fly` process group is stopped).
+fn stop_signal() -> Result<impl std::future::Future<Output = StopSignal>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let install = |kind: SignalKind| {
+            signal(kind).map_err(|e| {
+                Error::new(ErrorKind::Unknown, "cannot handle stop signals").with_source(e)
+            })
+        };
+        let mut int = install(SignalKind::interrupt())?;
+        let mut term = install(SignalKind::terminate())?;
+        let mut hup = install(SignalKind::hangup())?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => StopSignal::Interrupt,
+                _ = term.recv() => StopSignal::Terminate,
+                _ = hup.recv() => StopSignal::Hangup,
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            StopSignal::Interrupt
+        })
+    }
 }
 
 /// A future that resolves on Ctrl-C (SIGINT). The handler is installed by this call,

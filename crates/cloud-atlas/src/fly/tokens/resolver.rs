@@ -623,13 +623,14 @@ impl Inner {
             let mut err = Vec::new();
             let (_, _, st) = tokio::join!(
                 async {
+                    // Bounded: a runaway `fly` stalls on a full pipe and the timer kills it.
                     if let Some(s) = stdout.as_mut() {
-                        let _ = s.read_to_end(&mut out).await;
+                        let _ = s.take(CLI_OUTPUT_CAP).read_to_end(&mut out).await;
                     }
                 },
                 async {
                     if let Some(s) = stderr.as_mut() {
-                        let _ = s.read_to_end(&mut err).await;
+                        let _ = s.take(CLI_OUTPUT_CAP).read_to_end(&mut err).await;
                     }
                 },
                 child.wait()
@@ -698,6 +699,9 @@ impl Inner {
             .with_expires_at(expires))
     }
 }
+
+/// How much of `fly tokens create`'s stdout and stderr is read (a token is a few KiB).
+const CLI_OUTPUT_CAP: u64 = 1024 * 1024;
 
 /// The token in the output of `fly tokens create readonly`: the plain form (one line
 /// `FlyV1 fm2_…`) or the `--json` form (`{"token": "FlyV1 fm2_…"}`).
