@@ -312,14 +312,7 @@ echo "==> Release done""#,
     std::fs::write(s.release(), "").unwrap();
     let mut rest = String::new();
     out.read_to_string(&mut rest).unwrap();
-    let status = child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let (status, err) = wait_with_stderr(&mut child);
     assert_eq!(status.code(), Some(0), "stderr: {err}");
     assert_eq!(rest, "==> Release done\n");
     assert_eq!(err, "remote builder ready\n");
@@ -480,14 +473,7 @@ fn ctrl_c_stops_a_deploy_and_its_process_group() {
     out.read_line(&mut first).unwrap();
     assert_eq!(first, "==> Building image\n");
     interrupt(&child);
-    let status = child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let (status, err) = wait_with_stderr(&mut child);
     assert_eq!(status.code(), Some(130), "{err}");
     assert_eq!(
         err,
@@ -500,6 +486,19 @@ fn ctrl_c_stops_a_deploy_and_its_process_group() {
         state.is_empty() || state.split_whitespace().nth(2) == Some("Z"),
         "{state}"
     );
+}
+
+/// Wait for `child` and read all of its stderr.
+fn wait_with_stderr(child: &mut Child) -> (std::process::ExitStatus, String) {
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status, err)
 }
 
 /// Send SIGINT (what Ctrl-C sends) to `child`.
@@ -766,14 +765,7 @@ fn logs_follow_streams_lines_until_ctrl_c() {
         assert_eq!(v["message"], format!("line {want}"), "{line}");
     }
     interrupt(&child);
-    let status = child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let (status, err) = wait_with_stderr(&mut child);
     assert_eq!(status.code(), Some(0), "{err}");
     assert_eq!(err, "");
     // Whatever came after the third line is whole lines of JSON.
@@ -1118,14 +1110,7 @@ fn sigterm_or_sighup_stops_a_deploy_and_the_whole_fly_process_group() {
         let pids = s.log_lines();
         assert_eq!(pids.len(), 2, "{pids:?}");
         send_signal(child.id(), sig);
-        let status = child.wait().unwrap();
-        let mut err = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
+        let (status, err) = wait_with_stderr(&mut child);
         let left: Vec<&String> = pids.iter().filter(|p| !gone(p)).collect();
         for p in &left {
             let _ = Command::new("kill")

@@ -102,7 +102,7 @@ impl ProviderSettings {
             Error::new(
                 ErrorKind::Unauthorized,
                 format!(
-                    "{display_name} API key missing: set {var}, or api_key under [providers.{}] in atlas.toml, or pass --api-key",
+                    "{display_name} API key missing: set {var}, or api_key under [providers.{}] in atlas.toml, or pass --api-key-file",
                     self.provider
                 ),
             )
