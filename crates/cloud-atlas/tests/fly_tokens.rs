@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use cloud_atlas::auth::Secret;
 use cloud_atlas::fly::tokens::{
-    run_storage_conformance, FileTokenStore, MemoryTokenStore, StoredToken, TokenResolver,
-    TokenSlot, TokenSource, TokenStore, CACHE_FILE, MANUAL_FILE,
+    FileTokenStore, MemoryTokenStore, StoredToken, TokenResolver, TokenSlot, TokenSource,
+    TokenStore, CACHE_FILE, MANUAL_FILE,
 };
 use cloud_atlas::fly::{FlyAuth, Flyctl};
+use cloud_atlas::testing::run_token_store_conformance;
 use cloud_atlas::ErrorKind;
 
 struct Env {
@@ -85,7 +86,7 @@ fn mode(p: &Path) -> u32 {
 
 #[tokio::test]
 async fn conformance_memory_store() {
-    run_storage_conformance(&MemoryTokenStore::new())
+    run_token_store_conformance(&MemoryTokenStore::new())
         .await
         .unwrap();
 }
@@ -96,7 +97,7 @@ async fn conformance_file_store_and_permissions() {
     // A folder the store creates is private, and so is every parent it creates.
     let dir = tmp.path().join("home").join("fly-tokens");
     let store = FileTokenStore::new(&dir);
-    run_storage_conformance(&store).await.unwrap();
+    run_token_store_conformance(&store).await.unwrap();
     // Conformance removed its entries, leaving both files.
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&tmp.path().join("home")), 0o700);
