@@ -64,20 +64,34 @@ fn private_options() -> OpenOptions {
 
 /// An exclusive lock on a side file, shared by every process that uses the same path.
 ///
-/// Blocking: [`FileLock::acquire`] waits for the holder to let go. Use it from a
-/// blocking context (`tokio::task::spawn_blocking`).
+/// Blocking: [`FileLock::acquire`] waits for the holder to let go, at most
+/// [`LOCK_WAIT`] (a holder that hangs — a stopped process — is an error, not a hang).
+/// Use it from a blocking context (`tokio::task::spawn_blocking`).
 #[derive(Debug)]
 pub struct FileLock {
     file: File,
     path: PathBuf,
 }
 
+/// How long [`FileLock::acquire`] waits for another holder.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl FileLock {
-    /// Wait for, then take, the lock on `path` (created `0600` when missing).
+    /// Wait for, then take, the lock on `path` (created `0600` when missing), waiting
+    /// at most [`LOCK_WAIT`].
     ///
     /// # Errors
-    /// `Unknown` naming the file when it cannot be opened or locked.
+    /// `Unknown` naming the file when it cannot be opened or locked; `Timeout` when
+    /// another holder kept it for [`LOCK_WAIT`].
     pub fn acquire(path: impl Into<PathBuf>) -> Result<FileLock> {
+        FileLock::acquire_within(path, LOCK_WAIT)
+    }
+
+    /// [`acquire`](Self::acquire) with its own longest wait.
+    ///
+    /// # Errors
+    /// As [`acquire`](Self::acquire).
+    pub fn acquire_within(path: impl Into<PathBuf>, wait: std::time::Duration) -> Result<FileLock> {
         let path = path.into();
         let fail = |what: &str, e: io::Error| {
             Error::new(
@@ -91,9 +105,27 @@ impl FileLock {
             .write(true)
             .open(&path)
             .map_err(|e| fail("open", e))?;
-        // The trait's method by path: `File::lock` (std, Rust 1.89+) has the same name.
-        fs4::FileExt::lock(&file).map_err(|e| fail("take", e))?;
-        Ok(FileLock { file, path })
+        // The trait's methods by path: `File::try_lock` (std, Rust 1.89+) shares the name.
+        let deadline = std::time::Instant::now() + wait;
+        let mut pause = std::time::Duration::from_millis(1);
+        loop {
+            match fs4::FileExt::try_lock(&file) {
+                Ok(()) => return Ok(FileLock { file, path }),
+                Err(fs4::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(50));
+                }
+                Err(fs4::TryLockError::WouldBlock) => return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "{} stayed locked by another process for {}s; is an atlas process stuck?",
+                        path.display(),
+                        wait.as_secs()
+                    ),
+                )),
+                Err(fs4::TryLockError::Error(e)) => return Err(fail("take", e)),
+            }
+        }
     }
 
     /// The side file.
@@ -333,6 +365,10 @@ mod tests {
         // A second open file description of the same path (as another process has).
         let other = File::open(&p).unwrap();
         assert!(fs4::FileExt::try_lock(&other).is_err());
+        // A second holder waits, then gives up with a clear error.
+        let e = FileLock::acquire_within(&p, std::time::Duration::from_millis(30)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout);
+        assert!(e.to_string().contains(".doc.lock"), "{e}");
         drop(held);
         fs4::FileExt::try_lock(&other).unwrap();
     }

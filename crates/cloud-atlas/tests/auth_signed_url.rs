@@ -1,5 +1,5 @@
 //! Property tests for signed URLs: round-trips, tamper evidence, and no panics on
-//! arbitrary input (the stable-toolchain counterpart of `fuzz/fuzz_targets/verify.rs`).
+//! arbitrary input (the stable-toolchain counterpart of `fuzz/fuzz_targets/signed_url_verify.rs`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
