@@ -115,14 +115,16 @@ impl FileLock {
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(std::time::Duration::from_millis(50));
                 }
-                Err(fs4::TryLockError::WouldBlock) => return Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!(
+                Err(fs4::TryLockError::WouldBlock) => {
+                    return Err(Error::new(
+                        ErrorKind::Timeout,
+                        format!(
                         "{} stayed locked by another process for {}s; is an atlas process stuck?",
                         path.display(),
                         wait.as_secs()
                     ),
-                )),
+                    ))
+                }
                 Err(fs4::TryLockError::Error(e)) => return Err(fail("take", e)),
             }
         }
