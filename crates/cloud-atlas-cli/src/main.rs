@@ -71,13 +71,32 @@
 //! | 8 | no capacity |
 //! | 9 | provider error |
 //! | 10 | transport (network) |
+//! | 130, 143 | interrupted by SIGINT, SIGTERM (see below) |
+//!
+//! # Signals
+//!
+//! `spawn`, `session spawn` and `demo` never lose what was paid for: on SIGINT or SIGTERM
+//! a create call in flight runs to its outcome first, then the machine's id, its state
+//! and the one-time token go to stderr (`demo` terminates its machine instead), and the
+//! exit code is 130 (SIGINT) or 143 (SIGTERM). Other commands end at once, as usual.
+//!
+//! # Limits
+//!
+//! Every limit flag is enforced or refused before anything bills. Durations are bounded
+//! per flag (`--max-runtime`/`--idle-ttl` 1s to 365d, `--timeout` 1s to 7d; the error
+//! names the flag and the range) and amounts (`--max-cost`) must be dollars above 0.
+//! `spawn --max-runtime` is held by the machine itself (the mock; RunPod, Fly and Vast when
+//! a command follows `--`) or refused with exit 7 naming what would enforce it;
+//! `spawn --idle-ttl` is refused (exit 7): only a tracked session has an idle TTL.
 //!
 //! Set `ATLAS_LOG` (or `RUST_LOG`), e.g. `ATLAS_LOG=debug`, to log to stderr.
 
 mod cmd;
 mod context;
 mod exit;
+mod flags;
 mod output;
+mod signal;
 mod wait;
 
 use std::path::PathBuf;
@@ -256,7 +275,7 @@ async fn dispatch(ctx: Context, command: Command) -> Result<ExitCode> {
     let done = match command {
         Command::Providers => cmd::providers::run(&ctx),
         Command::Gpus(a) => cmd::gpus::run(&ctx, a).await,
-        Command::Spawn(a) => cmd::compute::spawn(&ctx, *a).await,
+        Command::Spawn(a) => return cmd::compute::spawn(&ctx, *a).await,
         Command::Ls(a) => cmd::compute::ls(&ctx, a).await,
         Command::Get(a) => cmd::compute::get(&ctx, a).await,
         Command::Stop(a) => cmd::compute::act(&ctx, a, Action::Stop).await,

@@ -112,7 +112,7 @@ pub(crate) async fn until_running(
     progress: &mut Progress,
 ) -> Result<Compute> {
     let started = Instant::now();
-    let deadline = started + timeout;
+    let deadline = cloud_atlas::spec::instant_after(started, timeout);
     let mut pause = FIRST_POLL;
     loop {
         let c = provider.get(id).await?;

@@ -159,7 +159,7 @@ fn bad_flag_values_are_one_line_naming_field_and_allowed_values() {
         ),
         (
             &["spawn", "--image", "x", "--idle-ttl", "soon"][..],
-            "idle_ttl",
+            "--idle-ttl",
             "15m",
         ),
         (&["spawn", "--gpu", "h100"][..], "image", "required"),

@@ -196,6 +196,8 @@ impl Checked {
                 "it cannot attach volumes",
             )?;
         }
+        // A max runtime nothing on the machine can hold is refused, never dropped.
+        crate::spec::deadline::check(self.0.name(), &self.0.capabilities(), req)?;
         if let (Some(max), true) = (
             self.0.capabilities().max_gpus_per_instance(),
             req.gpu.is_some(),

@@ -164,7 +164,7 @@ impl<T: Provider + ?Sized> ProviderExt for T {
         status: ComputeStatus,
         timeout: Duration,
     ) -> Result<Compute> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = crate::spec::deadline_in(timeout);
         let mut delay = Duration::from_millis(250);
         loop {
             let c = self.get(id).await?;

@@ -87,6 +87,8 @@ impl Provider for CpuOnly {
         if req.gpu.is_some() {
             return Err(Error::validation("gpu", "cpu-only offers no GPUs"));
         }
+        // It cannot hold a deadline on the machine, so a max runtime is refused.
+        cloud_atlas::spec::deadline::check(self.name(), &self.capabilities(), req)?;
         self.0.spawn(req).await.map(|c| self.own(c))
     }
     async fn get(&self, id: &str) -> Result<Compute> {

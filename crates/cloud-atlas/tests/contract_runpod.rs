@@ -582,6 +582,7 @@ async fn conformance_suite_passes_against_the_contract_server() {
         "gpu_types_have_prices",
         "serverless_run_status",
         "unoffered_gpu_is_validation",
+        "max_runtime_is_held_or_refused",
         "undeclared_capabilities_are_unsupported",
     ] {
         let case = report.case(name).expect("case is reported");

@@ -39,8 +39,8 @@ pub(crate) enum UrlCmd {
         url: String,
         #[command(flatten)]
         secret: SecretSource,
-        /// How long the URL stays valid (`90s`, `15m`, `1h`, `7d`).
-        #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+        /// How long the URL stays valid, 1s to 365d (`90s`, `15m`, `1h`, `7d`).
+        #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = crate::flags::limit)]
         expires_in: Duration,
     },
     /// Verify a signed URL now (exit 3 with the reason when it is not valid).
@@ -61,10 +61,6 @@ pub(crate) struct SecretSource {
     /// Read the signing secret from the first line of stdin instead.
     #[arg(long)]
     secret_stdin: bool,
-}
-
-fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 90s, 15m, 1h, 7d)"))
 }
 
 /// What the commands read from the outside world (injectable for tests).

@@ -2,21 +2,34 @@
 //!
 //! `spawn`'s flags mirror [`ComputeRequest`]; every value is checked by the library's
 //! builder, so a bad one is a one-line `Validation` error naming the field (exit 2).
+//! Durations are bounded by clap before anything runs ([`crate::flags`]), and the
+//! request is checked against the provider's capabilities before the create call: a
+//! limit nothing would enforce is refused (exit 7), never dropped. `--idle-ttl` needs a
+//! tracked session (`atlas session spawn`); `--max-runtime` needs a provider whose
+//! machine can end itself (the mock; RunPod, Fly and Vast when a command is given with
+//! `-- CMD ARGS…`; see `cloud_atlas::spec::deadline`).
+//!
+//! SIGINT/SIGTERM never lose the machine: the create call runs to its outcome, then the
+//! machine's id, state and one-time credentials go to stderr and the exit code is 130
+//! or 143 ([`crate::signal`]).
 
+use std::io::Write;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
 use cloud_atlas::auth::AuthHandle;
-use cloud_atlas::spec::parse_duration;
+use cloud_atlas::spec::deadline;
 use cloud_atlas::{
-    AuthMode, CloudType, Compute, ComputeRequest, ComputeStatus, Error, ErrorKind, Gpu, ListFilter,
-    Provider, Result,
+    AuthMode, Checked, CloudType, Compute, ComputeRequest, ComputeStatus, Error, ErrorKind, Gpu,
+    ListFilter, Provider, Result,
 };
 use comfy_table::Cell;
 use serde::Serialize;
 
 use crate::context::Context;
 use crate::output::{or_dash, price, Out};
+use crate::signal::{Sig, Signals};
 use crate::wait::{self, Progress};
 
 /// Arguments of `atlas spawn` (they mirror `ComputeRequest`).
@@ -70,12 +83,12 @@ pub(crate) struct SpawnArgs {
     /// Browser-to-pod auth: none, bearer or signed-url [default: none]
     #[arg(long, value_name = "MODE")]
     pub(crate) auth: Option<String>,
-    /// Idle time-to-live, e.g. 15m (enforced by the orchestrator)
-    #[arg(long, value_name = "DURATION")]
-    pub(crate) idle_ttl: Option<String>,
-    /// Maximum runtime, e.g. 2h
-    #[arg(long, value_name = "DURATION")]
-    pub(crate) max_runtime: Option<String>,
+    /// Idle time-to-live, 1s to 365d, e.g. 15m: tracked sessions only (`atlas session spawn`)
+    #[arg(long, value_name = "DURATION", value_parser = crate::flags::limit, allow_hyphen_values = true)]
+    pub(crate) idle_ttl: Option<Duration>,
+    /// Maximum runtime, 1s to 365d, e.g. 2h: held by the machine where it can end itself (with RunPod, Fly and Vast: give a command after --), else refused
+    #[arg(long, value_name = "DURATION", value_parser = crate::flags::limit, allow_hyphen_values = true)]
+    pub(crate) max_runtime: Option<Duration>,
     /// Provider-specific option key=value; the value is JSON if it parses, else a string (repeatable)
     #[arg(long = "provider-opt", value_name = "KEY=VALUE")]
     pub(crate) provider_opts: Vec<String>,
@@ -85,14 +98,20 @@ pub(crate) struct SpawnArgs {
     /// Wait until the compute is running
     #[arg(long)]
     pub(crate) wait: bool,
-    /// How long --wait waits, e.g. 10m
+    /// How long --wait waits, 1s to 7d, e.g. 10m
     #[arg(
         long,
         value_name = "DURATION",
         default_value = "10m",
-        requires = "wait"
+        requires = "wait",
+        value_parser = crate::flags::wait,
+        allow_hyphen_values = true
     )]
-    pub(crate) timeout: String,
+    pub(crate) timeout: Duration,
+    /// The command the machine runs instead of the image's (as `docker run IMAGE CMD…`);
+    /// with --max-runtime, the machine ends when it ends or at max runtime
+    #[arg(last = true, value_name = "CMD")]
+    pub(crate) command: Vec<String>,
 }
 
 impl SpawnArgs {
@@ -149,12 +168,13 @@ impl SpawnArgs {
         if let Some(a) = &self.auth {
             b = b.auth(a.parse::<AuthMode>()?);
         }
-        if let Some(d) = &self.idle_ttl {
-            b = b.idle_ttl(parse_duration("idle_ttl", d)?);
+        if let Some(d) = self.idle_ttl {
+            b = b.idle_ttl(d);
         }
-        if let Some(d) = &self.max_runtime {
-            b = b.max_runtime(parse_duration("max_runtime", d)?);
+        if let Some(d) = self.max_runtime {
+            b = b.max_runtime(d);
         }
+        b = b.command(self.command.iter().cloned());
         for kv in &self.labels {
             let (k, v) = split_kv("labels", kv)?;
             b = b.label(k, v);
@@ -234,41 +254,167 @@ fn parse_status(s: &str) -> Result<ComputeStatus> {
 }
 
 /// `atlas spawn`.
-pub(crate) async fn spawn(ctx: &Context, args: SpawnArgs) -> Result<()> {
+pub(crate) async fn spawn(ctx: &Context, args: SpawnArgs) -> Result<ExitCode> {
     let req = args.request()?;
-    let timeout = parse_duration("timeout", &args.timeout)?;
-    let p = ctx.provider()?;
-    let spawned = p.spawn(&req).await?;
-    if !args.wait {
-        return ctx.out.one(&spawned, spawn_table);
+    if req.idle_ttl.is_some() {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            "--idle-ttl: nothing tracks the activity of a plain spawn, so nothing would end it when idle; spawn it as a tracked session instead: `atlas session spawn --user USER … --idle-ttl …` (its orchestrator ends it after the idle TTL while one runs)",
+        ));
     }
-    match wait_with_interrupt(&p, &spawned.id, timeout).await {
-        Ok(mut running) => {
+    let p = ctx.provider()?;
+    // Everything is checked before the first call that can bill.
+    p.check_request(&req)?;
+    let mut signals = Signals::install()?;
+    let (spawned, caught) = signals.shielded(p.spawn(&req)).await;
+    if let Some(sig) = caught {
+        match &spawned {
+            Ok(c) => report_interrupted(sig, c, None),
+            Err(e) => {
+                crate::exit::report(e);
+                sig.exit()
+            }
+        }
+    }
+    let spawned = spawned?;
+    if !args.wait {
+        ctx.out.one(&spawned, spawn_table)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut progress = Progress::on_stderr();
+    let waited = signals
+        .interruptible(wait::until_running(
+            &p,
+            &spawned.id,
+            args.timeout,
+            &mut progress,
+        ))
+        .await;
+    drop(progress);
+    match waited {
+        Ok(Ok(mut running)) => {
             // The credentials come once, with the spawn result; later reads only have the hash.
             running.auth = keep_secret(spawned.auth, running.auth);
-            ctx.out.one(&running, spawn_table)
+            ctx.out.one(&running, spawn_table)?;
+            Ok(ExitCode::SUCCESS)
         }
-        Err(e) => {
+        Ok(Err(e)) => {
             // The machine exists and bills: print it (and its one-time credentials) anyway.
             ctx.out.one(&spawned, spawn_table)?;
             Err(e)
         }
+        Err(sig) => {
+            let now = current_status(&p, &spawned.id).await;
+            report_interrupted(sig, &spawned, now)
+        }
     }
 }
 
-async fn wait_with_interrupt(
-    p: &cloud_atlas::Checked,
-    id: &str,
-    timeout: Duration,
-) -> Result<Compute> {
-    let mut progress = Progress::on_stderr();
-    tokio::select! {
-        r = wait::until_running(p, id, timeout, &mut progress) => r,
-        _ = tokio::signal::ctrl_c() => Err(Error::new(
-            ErrorKind::Unknown,
-            format!("interrupted while waiting; {id} keeps running (and billing): `atlas terminate {id}` to stop it"),
-        )),
+/// The machine's status now, asked briefly (an interrupted command must not hang).
+pub(crate) async fn current_status(p: &Checked, id: &str) -> Option<ComputeStatus> {
+    tokio::time::timeout(Duration::from_secs(5), p.get(id))
+        .await
+        .ok()
+        .and_then(|r| r.ok())
+        .map(|c| c.status)
+}
+
+/// After a signal: what exists, its state and its one-time credentials on stderr, then
+/// exit 130/143.
+pub(crate) fn report_interrupted(sig: Sig, c: &Compute, now: Option<ComputeStatus>) -> ! {
+    let status = now.unwrap_or_else(|| c.status.clone());
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "interrupted ({}): machine {} on {} exists and bills; status {status}",
+        sig.name(),
+        c.id,
+        c.provider
+    );
+    for line in credential_lines(c) {
+        let _ = writeln!(err, "{line}");
     }
+    let _ = writeln!(
+        err,
+        "stop it with: atlas --provider {} terminate {}",
+        c.provider, c.id
+    );
+    drop(err);
+    sig.exit()
+}
+
+/// After a signal during `atlas session spawn`: the session and its machine (recorded,
+/// billing), their state and the one-time credentials on stderr, then exit 130/143.
+pub(crate) fn report_interrupted_session(
+    sig: Sig,
+    res: &Result<cloud_atlas::orchestrator::SpawnedSession>,
+) -> ! {
+    let s = match res {
+        Ok(s) => s,
+        Err(e) => {
+            crate::exit::report(e);
+            sig.exit()
+        }
+    };
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "interrupted ({}): session {} is recorded ({}) with machine {} on {}, which bills; status {}",
+        sig.name(),
+        s.session.id,
+        s.session.state.as_str(),
+        s.compute.id,
+        s.compute.provider,
+        s.compute.status
+    );
+    for line in credential_lines(&s.compute) {
+        let _ = writeln!(err, "{line}");
+    }
+    let _ = writeln!(err, "stop it with: atlas session stop {}", s.session.id);
+    drop(err);
+    sig.exit()
+}
+
+/// What `atlas session spawn` says on stderr when no orchestrator keeps running after
+/// it: which limits hold only while one runs, and whether the machine holds its max
+/// runtime itself. Two lines.
+pub(crate) fn session_limits_note(
+    p: &Checked,
+    req: &ComputeRequest,
+    idle_ttl: Duration,
+    max_runtime: Duration,
+    max_cost: Option<f64>,
+) -> String {
+    let held = deadline::held_by_machine(&p.capabilities(), req);
+    let mut limits = vec![format!("idle TTL {}", humantime::format_duration(idle_ttl))];
+    if !held {
+        limits.push(format!(
+            "max runtime {}",
+            humantime::format_duration(max_runtime)
+        ));
+    }
+    if let Some(usd) = max_cost {
+        limits.push(format!("the ${usd} cost cap"));
+    }
+    let (last, rest) = limits.split_last().expect("idle TTL is always there");
+    let list = if rest.is_empty() {
+        last.clone()
+    } else {
+        format!("{} and {last}", rest.join(", "))
+    };
+    let name = p.name();
+    let second = if held {
+        format!("max runtime {} is held by the machine itself: {name} ends it by then even with no orchestrator running", humantime::format_duration(max_runtime))
+    } else if p
+        .capabilities()
+        .contains(cloud_atlas::Capability::CommandDeadline)
+    {
+        format!("{name} can end the machine by itself only when it runs a command (`-- CMD ARGS…`); until an orchestrator runs, stop it yourself: `atlas session stop ID`")
+    } else {
+        format!("{name} cannot end the machine by itself; until an orchestrator runs, stop it yourself: `atlas session stop ID`")
+    };
+    let verb = if rest.is_empty() { "holds" } else { "hold" };
+    format!("note: {list} {verb} only while an orchestrator runs on this store (`atlas serve`, or your app's Orchestrator), and none runs once this command exits\nnote: {second}")
 }
 
 fn keep_secret(spawned: Option<AuthHandle>, later: Option<AuthHandle>) -> Option<AuthHandle> {
@@ -461,7 +607,7 @@ mod tests {
     fn args() -> SpawnArgs {
         SpawnArgs {
             image: Some("img".into()),
-            timeout: "10m".into(),
+            timeout: Duration::from_secs(600),
             ..SpawnArgs::default()
         }
     }
@@ -474,7 +620,8 @@ mod tests {
             ports: vec!["8000/http".into(), "22/tcp".into()],
             env: vec!["A=1".into(), "B=x=y".into()],
             auth: Some("signed-url".into()),
-            idle_ttl: Some("15m".into()),
+            idle_ttl: Some(Duration::from_secs(900)),
+            command: vec!["python".into(), "train.py".into()],
             provider_opts: vec!["min_vcpu=8".into(), "zone=eu".into(), "o={\"a\":1}".into()],
             labels: vec!["team=ml".into()],
             regions: vec!["eu-1".into(), "us-2".into()],
@@ -494,6 +641,7 @@ mod tests {
         assert_eq!(r.labels["team"], "ml");
         assert_eq!(r.region_hints, ["eu-1", "us-2"]);
         assert_eq!(r.cloud_type, CloudType::Secure);
+        assert_eq!(r.command, ["python", "train.py"]);
     }
 
     #[test]
@@ -530,14 +678,6 @@ mod tests {
                 },
                 "env",
                 "KEY=VALUE",
-            ),
-            (
-                SpawnArgs {
-                    idle_ttl: Some("soon".into()),
-                    ..args()
-                },
-                "idle_ttl",
-                "15m",
             ),
             (
                 SpawnArgs {

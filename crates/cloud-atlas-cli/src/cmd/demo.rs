@@ -4,7 +4,8 @@
 //! reads it back, lists it, terminates it and shows that `get` then answers not found.
 //! State lives in SQLite under the data directory (`.atlas/` beside `atlas.toml`), so
 //! `atlas ls` in another shell sees the machine while the demo runs. Whatever fails, the
-//! demo terminates what it spawned before returning.
+//! demo terminates what it spawned before returning; on Ctrl-C (or SIGTERM) too, after
+//! the create call in flight has answered, and it then exits 130 (143).
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use cloud_atlas::{
 use crate::cmd::compute::{credential_lines, endpoint_text, gpu_text};
 use crate::context::Context;
 use crate::output::{price, Out};
+use crate::signal::{Sig, Signals};
 use crate::wait::{self, Progress};
 
 const IMAGE: &str = "ghcr.io/cloud-atlas/demo-infer:latest";
@@ -53,13 +55,46 @@ pub(crate) async fn run(ctx: &Context) -> Result<()> {
     out.text(&format!(
         "\n1. spawn 1× h100, image {IMAGE}, port 8000/http, bearer auth\n   $ atlas spawn --gpu h100 --image {IMAGE} --port 8000/http --auth bearer --name {NAME}"
     ))?;
-    let spawned = p.spawn(&req).await?;
-    let result = after_spawn(out, &p, &spawned).await;
-    if result.is_err() {
-        // Never leave the demo's machine billing, even on the mock.
-        let _ = p.terminate_if_exists(&spawned.id).await;
+    let mut signals = Signals::install()?;
+    let (spawned, caught) = signals.shielded(p.spawn(&req)).await;
+    let spawned = match (spawned, caught) {
+        (Ok(c), Some(sig)) => end_interrupted(&p, &c, sig).await,
+        (Err(e), Some(sig)) => {
+            crate::exit::report(&e);
+            sig.exit()
+        }
+        (spawned, None) => spawned?,
+    };
+    match signals.interruptible(after_spawn(out, &p, &spawned)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            // Never leave the demo's machine billing, even on the mock.
+            let _ = p.terminate_if_exists(&spawned.id).await;
+            Err(e)
+        }
+        Err(sig) => end_interrupted(&p, &spawned, sig).await,
     }
-    result
+}
+
+/// Interrupted: terminate the demo's machine, say so on stderr, exit 130/143.
+async fn end_interrupted(p: &Checked, c: &Compute, sig: Sig) -> ! {
+    eprintln!(
+        "interrupted ({}): terminating the demo machine {}",
+        sig.name(),
+        c.id
+    );
+    match tokio::time::timeout(Duration::from_secs(60), p.terminate_if_exists(&c.id)).await {
+        Ok(Ok(_)) => eprintln!("terminated {}", c.id),
+        Ok(Err(e)) => eprintln!(
+            "error: could not terminate {}: {e}; it bills until `atlas terminate {}`",
+            c.id, c.id
+        ),
+        Err(_) => eprintln!(
+            "error: terminating {} did not finish in 60s; check with `atlas get {}`",
+            c.id, c.id
+        ),
+    }
+    sig.exit()
 }
 
 async fn after_spawn(out: &Out, p: &Checked, spawned: &Compute) -> Result<()> {

@@ -52,13 +52,13 @@ use cloud_atlas::fly::{
     discover_apps, stream_deploy, DeployLine, DeployOptions, DeployStatus, Discovery, Flyctl,
     OutputStream, TokenResolver, DEFAULT_MAX_DEPTH,
 };
-use cloud_atlas::spec::parse_duration;
 use cloud_atlas::{Error, ErrorKind, Result};
 use comfy_table::Cell;
 use serde::Serialize;
 
 use crate::context::Context;
 use crate::output::{to_json, Format, Out};
+use crate::signal::{Sig, Signals};
 
 /// Exit code of a deploy stopped by one of its timers (as `timeout(1)`).
 const EXIT_TIMED_OUT: u8 = 124;
@@ -101,12 +101,12 @@ pub(crate) struct DeployArgs {
     /// App to deploy [default: `app` from PATH/fly.toml]
     #[arg(long, value_name = "APP")]
     app: Option<String>,
-    /// Stop the deploy when it prints nothing for this long
-    #[arg(long, value_name = "DURATION", default_value = "5m")]
-    activity_timeout: String,
-    /// Stop the deploy after this long whatever happens
-    #[arg(long, value_name = "DURATION", default_value = "30m")]
-    timeout: String,
+    /// Stop the deploy when it prints nothing for this long (1s to 7d)
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = crate::flags::wait)]
+    activity_timeout: std::time::Duration,
+    /// Stop the deploy after this long whatever happens (1s to 7d)
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = crate::flags::wait)]
+    timeout: std::time::Duration,
 }
 
 /// Arguments of `atlas fly logs`.
@@ -206,25 +206,23 @@ struct DeployJson {
 }
 
 async fn deploy(ctx: &Context, a: DeployArgs) -> Result<ExitCode> {
-    let activity = parse_duration("activity-timeout", &a.activity_timeout)?;
-    let cap = parse_duration("timeout", &a.timeout)?;
+    let (activity, cap) = (a.activity_timeout, a.timeout);
     let opts = DeployOptions::default()
         .with_flyctl(Flyctl::from_config(&ctx.config))
         .with_activity_timeout(activity)
         .with_stream_timeout(cap);
     // Before fly starts: it runs in its own process group, so Ctrl-C, SIGTERM and
     // SIGHUP reach only us and we must stop it.
-    let stop = stop_signal()?;
-    tokio::pin!(stop);
+    let mut signals = Signals::install_with_hangup()?;
     let mut stream = stream_deploy(&a.path, a.app.as_deref(), &opts).await?;
     let format = ctx.out.format();
     let mut collected = Vec::new();
     let mut interrupted = false;
-    let mut signal: Option<StopSignal> = None;
+    let mut signal: Option<Sig> = None;
     loop {
         let line = tokio::select! {
             l = stream.next_line() => l,
-            sig = &mut stop => {
+            sig = signals.recv() => {
                 interrupted = true;
                 signal = Some(sig);
                 break;
@@ -268,9 +266,9 @@ async fn deploy(ctx: &Context, a: DeployArgs) -> Result<ExitCode> {
     }
     if interrupted {
         // No signal: our reader went away (a closed pipe), as good as Ctrl-C.
-        let sig = signal.unwrap_or(StopSignal::Interrupt);
+        let sig = signal.unwrap_or(Sig::Int);
         let how = match sig {
-            StopSignal::Interrupt => "interrupted".to_string(),
+            Sig::Int => "interrupted".to_string(),
             other => format!("stopped by {}", other.name()),
         };
         write_line(
@@ -280,7 +278,7 @@ async fn deploy(ctx: &Context, a: DeployArgs) -> Result<ExitCode> {
                 outcome.app
             ),
         );
-        return Ok(ExitCode::from(sig.exit_code()));
+        return Ok(ExitCode::from(u8::try_from(sig.code()).unwrap_or(1)));
     }
     let code = match outcome.status {
         DeployStatus::Succeeded => 0,
@@ -296,68 +294,6 @@ async fn deploy(ctx: &Context, a: DeployArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::from(code))
-}
-
-/// A signal that asks atlas to stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StopSignal {
-    /// SIGINT (Ctrl-C).
-    Interrupt,
-    /// SIGTERM (`kill`, a supervisor, a CI runner's cancel).
-    Terminate,
-    /// SIGHUP (the terminal closed).
-    Hangup,
-}
-
-impl StopSignal {
-    fn name(self) -> &'static str {
-        match self {
-            StopSignal::Interrupt => "SIGINT",
-            StopSignal::Terminate => "SIGTERM",
-            StopSignal::Hangup => "SIGHUP",
-        }
-    }
-
-    /// `128 + n`, as a shell reports a process ended by signal `n`.
-    fn exit_code(self) -> u8 {
-        match self {
-            StopSignal::Interrupt => 130,
-            StopSignal::Terminate => 143,
-            StopSignal::Hangup => 129,
-        }
-    }
-}
-
-/// A future that resolves with the first of SIGINT, SIGTERM or SIGHUP. The handlers
-/// are installed by this call, so a signal right after it is not lost (nor does it
-/// kill the process before the `fly` process group is stopped).
-fn stop_signal() -> Result<impl std::future::Future<Output = StopSignal>> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let install = |kind: SignalKind| {
-            signal(kind).map_err(|e| {
-                Error::new(ErrorKind::Unknown, "cannot handle stop signals").with_source(e)
-            })
-        };
-        let mut int = install(SignalKind::interrupt())?;
-        let mut term = install(SignalKind::terminate())?;
-        let mut hup = install(SignalKind::hangup())?;
-        Ok(async move {
-            tokio::select! {
-                _ = int.recv() => StopSignal::Interrupt,
-                _ = term.recv() => StopSignal::Terminate,
-                _ = hup.recv() => StopSignal::Hangup,
-            }
-        })
-    }
-    #[cfg(not(unix))]
-    {
-        Ok(async {
-            let _ = tokio::signal::ctrl_c().await;
-            StopSignal::Interrupt
-        })
-    }
 }
 
 /// A future that resolves on Ctrl-C (SIGINT). The handler is installed by this call,

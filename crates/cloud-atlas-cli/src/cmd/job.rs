@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use cloud_atlas::files;
-use cloud_atlas::spec::{parse_duration, EndpointHealth};
+use cloud_atlas::spec::EndpointHealth;
 use cloud_atlas::{Error, ErrorKind, Job, JobRequest, JobStatus, Provider, Result};
 use comfy_table::Cell;
 use futures::StreamExt;
@@ -61,14 +61,16 @@ pub(crate) struct RunArgs {
     /// Wait for the result
     #[arg(long)]
     sync: bool,
-    /// How long --sync waits, e.g. 60s
+    /// How long --sync waits, 1s to 7d, e.g. 60s (the job keeps running after that)
     #[arg(
         long,
         value_name = "DURATION",
         default_value = "60s",
-        requires = "sync"
+        requires = "sync",
+        value_parser = crate::flags::wait,
+        allow_hyphen_values = true
     )]
-    timeout: String,
+    timeout: Duration,
     /// URL the provider calls when the job finishes
     #[arg(long, value_name = "URL")]
     webhook: Option<String>,
@@ -95,7 +97,7 @@ pub(crate) async fn run(ctx: &Context, command: JobCommand) -> Result<()> {
     match command {
         JobCommand::Run(a) => {
             let req = request(&a)?;
-            let timeout = parse_duration("timeout", &a.timeout)?;
+            let timeout = a.timeout;
             let p = ctx.provider()?;
             let s = p.require_serverless()?;
             if a.sync {

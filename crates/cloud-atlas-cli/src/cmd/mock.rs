@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use cloud_atlas::providers::mock::Mock;
-use cloud_atlas::spec::parse_duration;
+use cloud_atlas::spec::DurationRange;
 use cloud_atlas::{Gpu, Result};
 
 use crate::cmd::compute::detail_table;
@@ -26,9 +26,9 @@ pub(crate) struct SeedArgs {
     /// GPU model; omit for a CPU machine
     #[arg(long, value_name = "GPU")]
     gpu: Option<String>,
-    /// How long ago it was created, e.g. 30m
-    #[arg(long, value_name = "DURATION", default_value = "0s")]
-    age: String,
+    /// How long ago it was created, 0s to 3650d, e.g. 30m
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = crate::flags::duration(DurationRange::ANY))]
+    age: Duration,
 }
 
 /// `atlas mock …`.
@@ -36,7 +36,7 @@ pub(crate) async fn run(ctx: &Context, cmd: MockCmd) -> Result<()> {
     match cmd {
         MockCmd::Seed(a) => {
             let gpu = a.gpu.as_deref().map(str::parse::<Gpu>).transpose()?;
-            let age: Duration = parse_duration("age", &a.age)?;
+            let age = a.age;
             if a.name.trim().is_empty() {
                 return Err(cloud_atlas::Error::validation("name", "must not be empty"));
             }

@@ -11,7 +11,10 @@ use std::time::Duration;
 use clap::Args;
 use cloud_atlas::orchestrator::store::SqliteSessionStore;
 use cloud_atlas::orchestrator::{ReapAction, ReapOptions, ReapReport, Reaper, ReaperConfig};
-use cloud_atlas::spec::parse_duration;
+use cloud_atlas::spec::DurationRange;
+
+/// `--grace`: 0s to 365d.
+const GRACE: DurationRange = DurationRange::new(Duration::ZERO, Duration::from_secs(365 * 86_400));
 use cloud_atlas::Result;
 use comfy_table::Cell;
 
@@ -27,9 +30,9 @@ pub(crate) struct ReapArgs {
     /// Only untracked machines whose name starts with this are reaped
     #[arg(long, value_name = "PREFIX", default_value = "atlas-")]
     prefix: String,
-    /// Machines younger than this are never reaped, e.g. 10m
-    #[arg(long, value_name = "DURATION", default_value = "10m")]
-    grace: String,
+    /// Machines younger than this are never reaped, 0s to 365d, e.g. 10m
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = crate::flags::duration(GRACE))]
+    grace: Duration,
     /// Allow an empty --prefix: reap every untracked machine of the account
     #[arg(long)]
     force_empty_prefix: bool,
@@ -37,7 +40,7 @@ pub(crate) struct ReapArgs {
 
 /// `atlas reap`.
 pub(crate) async fn run(ctx: &Context, a: ReapArgs) -> Result<()> {
-    let grace: Duration = parse_duration("grace", &a.grace)?;
+    let grace = a.grace;
     let config = ReaperConfig::default()
         .with_prefix(a.prefix)
         .with_grace(grace);

@@ -12,7 +12,6 @@ use cloud_atlas::orchestrator::store::{SessionStore, SqliteSessionStore};
 use cloud_atlas::orchestrator::{
     Orchestrator, OrchestratorConfig, Session, SessionRequest, ShutdownPolicy,
 };
-use cloud_atlas::spec::parse_duration;
 use cloud_atlas::{Compute, Result};
 use comfy_table::Cell;
 use serde::Serialize;
@@ -42,7 +41,7 @@ pub(crate) struct SessionSpawnArgs {
     #[arg(long, value_name = "USER")]
     user: String,
     /// Cost cap in USD for this session
-    #[arg(long, value_name = "USD")]
+    #[arg(long, value_name = "USD", value_parser = crate::flags::usd, allow_negative_numbers = true)]
     max_cost: Option<f64>,
     /// Resource name prefix (the reaper's prefix)
     #[arg(long, value_name = "PREFIX", default_value = "atlas-")]
@@ -82,17 +81,39 @@ pub(crate) async fn run(ctx: &Context, cmd: SessionCmd) -> Result<()> {
             if let Some(usd) = a.max_cost {
                 req = req.with_max_cost(usd);
             }
+            req.validate()?;
             let orch = orchestrator(ctx).await?;
-            let res = orch.spawn(req).await;
-            let ready = match (&res, a.compute.wait) {
-                (Ok(s), true) => {
-                    let timeout = parse_duration("timeout", &a.compute.timeout)?;
-                    Some(orch.wait_ready(&s.session.id, timeout).await)
+            // SIGINT/SIGTERM: the spawn reaches its outcome, the session stays recorded,
+            // and what exists is reported (crate::signal).
+            let mut signals = crate::signal::Signals::install()?;
+            let (res, mut caught) = signals.shielded(orch.spawn(req)).await;
+            let ready = match (&res, a.compute.wait, caught) {
+                (Ok(s), true, None) => {
+                    let waiting = orch.wait_ready(&s.session.id, a.compute.timeout);
+                    signals
+                        .interruptible(waiting)
+                        .await
+                        .map_err(|sig| caught = Some(sig))
+                        .ok()
                 }
                 _ => None,
             };
-            orch.shutdown(ShutdownPolicy::Release).await?;
+            let released = orch.shutdown(ShutdownPolicy::Release).await;
+            if let Some(sig) = caught {
+                crate::cmd::compute::report_interrupted_session(sig, &res);
+            }
+            released?;
             let s = res?;
+            eprintln!(
+                "{}",
+                crate::cmd::compute::session_limits_note(
+                    &ctx.provider()?,
+                    &a.compute.request()?,
+                    s.session.idle_ttl,
+                    s.session.max_runtime,
+                    s.session.max_cost_usd,
+                )
+            );
             let session = match ready {
                 Some(r) => r?,
                 None => s.session,

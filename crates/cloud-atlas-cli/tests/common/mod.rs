@@ -96,3 +96,41 @@ impl Run {
         self.error_line()
     }
 }
+
+/// A private mock cloud for one test: `atlas.toml` holding `config`, state in the test's
+/// own folder; what exists is read back through `atlas` itself.
+pub struct MockWorld {
+    /// The folder (config, data, home).
+    pub dir: tempfile::TempDir,
+}
+
+impl MockWorld {
+    /// A world whose `atlas.toml` is `config` (e.g. `[mock]` settings).
+    pub fn new(config: &str) -> MockWorld {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("atlas.toml"), config).unwrap();
+        MockWorld { dir }
+    }
+    /// `atlas args…` in this world.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        atlas(self.dir.path(), args)
+    }
+    /// Run `atlas args…` to the end.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::of(&mut self.cmd(args))
+    }
+    /// Run `atlas` with a whitespace-separated command line (no quoting).
+    pub fn line(&self, line: &str) -> Run {
+        self.run(&line.split_whitespace().collect::<Vec<_>>())
+    }
+    /// Machines on the mock cloud.
+    pub fn machines(&self) -> Vec<Value> {
+        let r = self.run(&["--provider", "mock", "ls", "-o", "json"]).ok();
+        r.json().as_array().unwrap().clone()
+    }
+    /// Sessions in the local store.
+    pub fn sessions(&self) -> Vec<Value> {
+        let r = self.run(&["session", "ls", "-o", "json"]).ok();
+        r.json().as_array().unwrap().clone()
+    }
+}

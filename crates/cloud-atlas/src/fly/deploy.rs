@@ -424,8 +424,8 @@ impl Runner {
         let mut buf_out = vec![0u8; 8192];
         let mut buf_err = vec![0u8; 8192];
         let mut lines: u64 = 0;
-        let absolute_at = tokio::time::Instant::now() + self.absolute;
-        let mut activity_at = tokio::time::Instant::now() + self.activity;
+        let absolute_at = crate::spec::deadline_in(self.absolute);
+        let mut activity_at = crate::spec::deadline_in(self.activity);
         let mut exited: Option<std::process::ExitStatus> = None;
         let mut pending: Vec<String> = Vec::new();
         let ended = loop {
@@ -440,7 +440,7 @@ impl Runner {
                 n = read_opt(&mut stdout, &mut buf_out) => {
                     match n {
                         Some(n) if n > 0 => {
-                            activity_at = tokio::time::Instant::now() + self.activity;
+                            activity_at = crate::spec::deadline_in(self.activity);
                             split_out.push(&buf_out[..n], &mut pending);
                             if !send_lines(&tx, OutputStream::Stdout, &mut pending, &mut lines).await {
                                 break Ended::Abandoned;
@@ -460,7 +460,7 @@ impl Runner {
                 n = read_opt(&mut stderr, &mut buf_err) => {
                     match n {
                         Some(n) if n > 0 => {
-                            activity_at = tokio::time::Instant::now() + self.activity;
+                            activity_at = crate::spec::deadline_in(self.activity);
                             split_err.push(&buf_err[..n], &mut pending);
                             if !send_lines(&tx, OutputStream::Stderr, &mut pending, &mut lines).await {
                                 break Ended::Abandoned;

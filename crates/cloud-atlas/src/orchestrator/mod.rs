@@ -5,11 +5,12 @@
 //! # Kill switches (all on by default)
 //! 1. **Idle TTL**: no [`touch`](Orchestrator::touch) within `idle_ttl` → terminated.
 //! 2. **Max runtime** enforced by the orchestrator.
-//! 3. **Provider-side deadline**: `max_runtime` (plus
+//! 3. **Machine-side deadline**: `max_runtime` (plus
 //!    [`provider_deadline_slack`](OrchestratorConfig::provider_deadline_slack)) is passed
-//!    in the [`ComputeRequest`](crate::ComputeRequest), so providers with
-//!    [`Capability::ProviderDeadline`] end the
-//!    machine even if every process of ours is gone.
+//!    in the [`ComputeRequest`](crate::ComputeRequest) wherever the machine can hold it
+//!    ([`Capability::ProviderDeadline`](crate::Capability::ProviderDeadline), or [`Capability::CommandDeadline`](crate::Capability::CommandDeadline) with a
+//!    command, see [`crate::spec::deadline`]), so the machine ends even if every process
+//!    of ours is gone.
 //!
 //! Spend caps ([`SpendLimits`], per-session `max_cost_usd`) add a fourth.
 //!
@@ -88,7 +89,7 @@ pub use store::SessionStore;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::{Provider, ProviderExt};
-use crate::spec::{Capability, Compute, ComputeStatus, ListFilter};
+use crate::spec::{Compute, ComputeStatus, ListFilter};
 use events::Events;
 use schedule::{Beat, Clock, Deadlines, TouchLog};
 
@@ -168,6 +169,12 @@ impl OrchestratorConfig {
     fn validate(&self) -> Result<()> {
         self.reaper.validate()?;
         self.limits.validate()?;
+        for (field, d) in [
+            ("default_idle_ttl", self.default_idle_ttl),
+            ("default_max_runtime", self.default_max_runtime),
+        ] {
+            crate::spec::DurationRange::LIMIT.check(field, d)?;
+        }
         for (field, d) in [
             ("default_idle_ttl", self.default_idle_ttl),
             ("default_max_runtime", self.default_max_runtime),
@@ -851,11 +858,11 @@ impl Inner {
             .max_runtime
             .or(req.compute.max_runtime)
             .unwrap_or(self.cfg.default_max_runtime);
+        // Wherever the machine can hold its own deadline (a provider TTL, or its command
+        // wrapped to end it), it gets max runtime + slack.
         let deadline = (self.cfg.provider_deadline
-            && provider
-                .capabilities()
-                .contains(Capability::ProviderDeadline))
-        .then(|| max_runtime + self.cfg.provider_deadline_slack);
+            && crate::spec::deadline::held_by_machine(&provider.capabilities(), &req.compute))
+        .then(|| max_runtime.saturating_add(self.cfg.provider_deadline_slack));
         let creq = req.compute_request(deadline)?;
         let now = self.clock.now();
         spend::refuse_spawn(
@@ -998,7 +1005,7 @@ impl Inner {
         let (Ok(p), Some(cid)) = (self.provider(&provider), cid) else {
             return;
         };
-        let end = Instant::now() + self.cfg.boot_timeout;
+        let end = crate::spec::deadline_in(self.cfg.boot_timeout);
         let mut delay = Duration::from_millis(250);
         while Instant::now() < end
             && !live.terminating.load(Ordering::Relaxed)
@@ -1034,7 +1041,7 @@ impl Inner {
                 format!("session {id} has no machine yet"),
             )
         })?;
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::spec::deadline_in(timeout);
         let mut delay = Duration::from_millis(250);
         let http = crate::http::HttpClient::shared();
         let mut last: String;
@@ -1300,7 +1307,7 @@ impl Inner {
 
     async fn reaper_loop(self: Arc<Self>) {
         let every = self.cfg.reaper.interval;
-        let mut t = tokio::time::interval_at(Instant::now() + every, every);
+        let mut t = tokio::time::interval_at(crate::spec::deadline_in(every), every);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {

@@ -120,8 +120,8 @@ impl SessionRequest {
             ("idle_ttl", self.idle_ttl),
             ("max_runtime", self.max_runtime),
         ] {
-            if d == Some(Duration::ZERO) {
-                return Err(Error::validation(field, "must be greater than zero"));
+            if let Some(d) = d {
+                crate::spec::DurationRange::LIMIT.check(field, d)?;
             }
         }
         if let Some(c) = self.max_cost_usd {
@@ -390,8 +390,9 @@ impl Session {
 
     /// The earliest deadline and which kill switch it belongs to, given the latest touch.
     pub fn next_deadline(&self, last_touch: DateTime<Utc>) -> (DateTime<Utc>, TerminateReason) {
-        let idle = last_touch + dur(self.idle_ttl);
-        let runtime = self.created_at + dur(self.max_runtime);
+        // Saturating: a stored duration too long for a timestamp is "never", not a panic.
+        let idle = crate::spec::utc_after(last_touch, self.idle_ttl);
+        let runtime = crate::spec::utc_after(self.created_at, self.max_runtime);
         let mut best = if runtime <= idle {
             (runtime, TerminateReason::MaxRuntime)
         } else {

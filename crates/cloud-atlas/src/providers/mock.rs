@@ -6,6 +6,9 @@
 //! - cost accrues per hour from a price table (GPU × count, or vCPU + memory for CPU-only),
 //!   and a stopped machine keeps billing its volume's storage;
 //! - stop/start work; `max_runtime` is enforced provider-side (the machine is gone after it);
+//!   a request's `command` is stored (in `raw.command`) but not run;
+//! - `create_delay` makes the create call answer late, after the machine exists (a slow
+//!   provider, for tests of what a caller does meanwhile);
 //! - one launch name is one machine: spawning the same request twice returns the first machine;
 //! - a serverless endpoint whose jobs move `in_queue → in_progress → completed` and stream
 //!   partial output (see [`MockServerless`] for the input knobs that make a job fail or time out);
@@ -107,6 +110,9 @@ pub struct MockOptions {
     pub queue_delay: Duration,
     /// Default execution time of a job.
     pub exec_time: Duration,
+    /// How long `spawn` takes to answer after the machine exists (a slow provider; the
+    /// machine bills and is listed meanwhile). Default zero.
+    pub create_delay: Duration,
 }
 
 impl Default for MockOptions {
@@ -116,6 +122,7 @@ impl Default for MockOptions {
             http_base: None,
             queue_delay: Duration::from_millis(50),
             exec_time: Duration::from_millis(200),
+            create_delay: Duration::ZERO,
         }
     }
 }
@@ -136,6 +143,9 @@ struct Machine {
     cpus: Option<u32>,
     memory_gb: Option<u32>,
     region: String,
+    /// The command it was spawned with (stored, not run: the mock runs nothing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    command: Vec<String>,
     ports: Vec<PortSpec>,
     env_keys: Vec<String>,
     labels: BTreeMap<String, String>,
@@ -325,7 +335,8 @@ impl Mock {
 
     /// The mock the CLI uses: SQLite in the data directory (when the `sqlite` feature
     /// is on), options from `[mock]` in `atlas.toml` or the provider settings
-    /// (`boot_delay = "2s"`, `http_base = "http://127.0.0.1:8000"`).
+    /// (`boot_delay = "2s"`, `queue_delay`, `exec_time`, `create_delay`,
+    /// `http_base = "http://127.0.0.1:8000"`).
     ///
     /// # Errors
     /// `Validation` for a bad option; `Unknown` when the database cannot be opened.
@@ -341,6 +352,7 @@ impl Mock {
             ("boot_delay", &mut opts.boot_delay),
             ("queue_delay", &mut opts.queue_delay),
             ("exec_time", &mut opts.exec_time),
+            ("create_delay", &mut opts.create_delay),
         ] {
             if let Some(v) = get(key) {
                 let s = v.as_str().ok_or_else(|| {
@@ -447,7 +459,7 @@ impl Mock {
     /// Storage errors.
     pub fn seed(&self, name: &str, gpu: Option<Gpu>, age: Duration) -> Result<Compute> {
         let now = self.inner.clock.now();
-        let created = now - chrono::Duration::from_std(age).unwrap_or_default();
+        let created = crate::spec::utc_before(now, age);
         let req = ComputeRequest::builder().image("seeded").build()?;
         let mut m = self.new_machine(&req, name.to_string(), created);
         m.gpu = gpu;
@@ -518,6 +530,7 @@ impl Mock {
                 .first()
                 .cloned()
                 .unwrap_or_else(|| "mock-local-1".to_string()),
+            command: req.command.clone(),
             ports: req.ports.clone(),
             env_keys: req.env.keys().cloned().collect(),
             labels,
@@ -530,9 +543,8 @@ impl Mock {
             accrued_before: 0.0,
             running_rate,
             stopped_rate,
-            deadline: req
-                .max_runtime
-                .map(|d| now + chrono::Duration::from_std(d).unwrap_or_default()),
+            // Saturating: an unrepresentable max runtime is "never", not "now".
+            deadline: req.max_runtime.map(|d| crate::spec::utc_after(now, d)),
             token_hash: None,
             auth_mode: req.auth,
         }
@@ -623,6 +635,7 @@ impl Mock {
             "spot": m.spot,
             "volume_gb": m.volume_gb,
             "env_keys": m.env_keys,
+            "command": m.command,
             "accrued_usd": (self.accrued(m, now) * 1e6).round() / 1e6,
             "deadline": m.deadline,
         });
@@ -912,6 +925,9 @@ impl Provider for Mock {
             m.env_keys.extend(_env.keys().cloned());
         }
         let (stored, created) = self.insert_unique(&m)?;
+        if !self.inner.options.create_delay.is_zero() {
+            tokio::time::sleep(self.inner.options.create_delay).await;
+        }
         if fault == Some(Fault::ErrorAfterCreate) {
             return Err(fault_error(&Fault::ErrorAfterCreate));
         }
@@ -1207,7 +1223,7 @@ impl Serverless for MockServerless {
 
     async fn run_sync(&self, req: &JobRequest, timeout: Duration) -> Result<Job> {
         let job = self.run(req).await?;
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = crate::spec::deadline_in(timeout);
         loop {
             let j = self.status(&req.endpoint_id, &job.id).await?;
             if j.status.is_terminal() {
@@ -1428,6 +1444,48 @@ mod tests {
         let c = m.spawn(&r).await.unwrap();
         tokio::time::sleep(Duration::from_secs(61)).await;
         assert_eq!(m.get(&c.id).await.unwrap_err().kind(), ErrorKind::NotFound);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_longest_max_runtime_is_a_deadline_in_the_future_not_now() {
+        let m = Mock::in_memory();
+        let r = ComputeRequest::builder()
+            .image("i")
+            .max_runtime(Duration::from_secs(365 * 86_400))
+            .command(["python", "serve.py"])
+            .build()
+            .unwrap();
+        let c = m.spawn(&r).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        let got = m.get(&c.id).await.unwrap();
+        assert_eq!(got.status, ComputeStatus::Running);
+        assert_eq!(
+            got.raw["command"],
+            serde_json::json!(["python", "serve.py"])
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_create_answer_comes_after_the_machine_exists() {
+        let m = Mock::in_memory_with(MockOptions {
+            create_delay: Duration::from_secs(5),
+            ..MockOptions::default()
+        });
+        let r = req();
+        let spawning = {
+            let m = m.clone();
+            let r = r.clone();
+            tokio::spawn(async move { m.spawn(&r).await })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!spawning.is_finished());
+        assert_eq!(
+            m.live_count().unwrap(),
+            1,
+            "listed while the answer is pending"
+        );
+        let c = spawning.await.unwrap().unwrap();
+        assert_eq!(c.name.as_deref(), Some(r.launch_name().as_str()));
     }
 
     #[cfg(feature = "sqlite")]

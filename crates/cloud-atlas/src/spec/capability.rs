@@ -31,8 +31,14 @@ pub enum Capability {
     SpawnWithVolume,
     /// Spawning with exposed ports.
     SpawnWithPorts,
-    /// Spawning with `max_runtime` enforced by the provider itself.
+    /// Spawning with `max_runtime` enforced by the provider itself, with or without a
+    /// command (the mock).
     ProviderDeadline,
+    /// Spawning with `max_runtime` and a `command`: the command is wrapped so the machine
+    /// ends itself, the provider's way, when the command ends or at max runtime, with no
+    /// restart (see [`deadline`](crate::spec::deadline)). Without a command such a
+    /// provider refuses `max_runtime` with `Unsupported`.
+    CommandDeadline,
     /// Container logs can be read.
     Logs,
 }
@@ -50,6 +56,7 @@ impl Capability {
         Capability::SpawnWithVolume,
         Capability::SpawnWithPorts,
         Capability::ProviderDeadline,
+        Capability::CommandDeadline,
         Capability::Logs,
     ];
 
@@ -66,6 +73,7 @@ impl Capability {
             Capability::SpawnWithVolume => "spawn_with_volume",
             Capability::SpawnWithPorts => "spawn_with_ports",
             Capability::ProviderDeadline => "provider_deadline",
+            Capability::CommandDeadline => "command_deadline",
             Capability::Logs => "logs",
         }
     }

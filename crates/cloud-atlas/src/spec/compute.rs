@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::duration::{opt_duration, DurationRange};
 use super::gpu::Gpu;
 use crate::auth::AuthHandle;
 use crate::error::{Error, Result};
@@ -167,6 +168,16 @@ pub struct ComputeRequest {
     pub memory_gb: Option<u32>,
     /// Container image.
     pub image: String,
+    /// What the machine runs, as an argv (`["python", "train.py"]`): it replaces the
+    /// image's command (`CMD`) the way `docker run IMAGE CMD ARGS…` does, so an image
+    /// `ENTRYPOINT` receives it as arguments. Empty: the image's own command.
+    ///
+    /// With [`max_runtime`](Self::max_runtime) on a provider that declares
+    /// [`Capability::CommandDeadline`](crate::Capability::CommandDeadline), the command
+    /// is wrapped so the machine ends itself when the command ends or at max runtime,
+    /// whichever comes first (see [`deadline`](crate::spec::deadline)).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
     /// Secure, community or any.
     pub cloud_type: CloudType,
     /// Interruptible/spot pricing.
@@ -189,10 +200,14 @@ pub struct ComputeRequest {
     pub template_id: Option<String>,
     /// Browser-to-pod auth.
     pub auth: AuthMode,
-    /// Idle time-to-live (enforced by the orchestrator).
+    /// Idle time-to-live (enforced by the orchestrator; 1s to 365d).
     #[serde(with = "opt_duration", default)]
     pub idle_ttl: Option<Duration>,
-    /// Maximum runtime (orchestrator, and provider-side where supported).
+    /// Maximum runtime (1s to 365d): held by the machine itself where the provider can
+    /// ([`Capability::ProviderDeadline`](crate::Capability::ProviderDeadline), or
+    /// [`Capability::CommandDeadline`](crate::Capability::CommandDeadline) with a
+    /// [`command`](Self::command)), and by the orchestrator for tracked sessions.
+    /// A provider that can do neither refuses a request carrying one.
     #[serde(with = "opt_duration", default)]
     pub max_runtime: Option<Duration>,
     /// Free-form labels.
@@ -201,39 +216,6 @@ pub struct ComputeRequest {
     pub provider_opts: serde_json::Map<String, serde_json::Value>,
     /// Unique id of this launch (12 lowercase hex chars).
     pub launch_id: String,
-}
-
-/// Serde helper for `Option<Duration>` as humantime strings ("15m").
-pub mod opt_duration {
-    use super::*;
-    /// Serialize.
-    pub fn serialize<S: Serializer>(
-        d: &Option<Duration>,
-        s: S,
-    ) -> std::result::Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.collect_str(&humantime::format_duration(*d)),
-            None => s.serialize_none(),
-        }
-    }
-    /// Deserialize.
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> std::result::Result<Option<Duration>, D::Error> {
-        Option::<String>::deserialize(d)?
-            .map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
-            .transpose()
-    }
-}
-
-/// Parse a duration like `15m`, `2h`, `90s`, `1h30m`; the error names `field`.
-pub fn parse_duration(field: &str, s: &str) -> Result<Duration> {
-    humantime::parse_duration(s.trim()).map_err(|_| {
-        Error::validation(
-            field,
-            format!("{s:?} is not a duration; use e.g. 90s, 15m, 2h, 1h30m"),
-        )
-    })
 }
 
 fn new_launch_id() -> String {
@@ -276,6 +258,7 @@ pub struct ComputeRequestBuilder {
     cpus: Option<u32>,
     memory_gb: Option<u32>,
     image: Option<String>,
+    command: Vec<String>,
     cloud_type: CloudType,
     spot: bool,
     region_hints: Vec<String>,
@@ -325,6 +308,16 @@ impl ComputeRequestBuilder {
     /// Container image (required).
     pub fn image(mut self, v: impl Into<String>) -> Self {
         self.image = Some(v.into());
+        self
+    }
+    /// The command the machine runs instead of the image's (`["python", "train.py"]`);
+    /// see [`ComputeRequest::command`].
+    pub fn command<I, S>(mut self, argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.command = argv.into_iter().map(Into::into).collect();
         self
     }
     /// Network volume id.
@@ -477,10 +470,11 @@ impl ComputeRequestBuilder {
             ("idle_ttl", self.idle_ttl),
             ("max_runtime", self.max_runtime),
         ] {
-            if d == Some(Duration::ZERO) {
-                return Err(Error::validation(field, "must be greater than zero"));
+            if let Some(d) = d {
+                DurationRange::LIMIT.check(field, d)?;
             }
         }
+        validate_command(&self.command)?;
         let launch_id = match self.launch_id {
             Some(id)
                 if !id.is_empty()
@@ -503,6 +497,7 @@ impl ComputeRequestBuilder {
             cpus: self.cpus,
             memory_gb: self.memory_gb,
             image,
+            command: self.command,
             cloud_type: self.cloud_type,
             spot: self.spot,
             region_hints: self.region_hints,
@@ -521,6 +516,36 @@ impl ComputeRequestBuilder {
             launch_id,
         })
     }
+}
+
+/// Most bytes a command may have in total (every provider passes it in a request body
+/// field; some cap those at a few KiB and say so themselves).
+const COMMAND_MAX_BYTES: usize = 16 * 1024;
+
+fn validate_command(argv: &[String]) -> Result<()> {
+    let Some(program) = argv.first() else {
+        return Ok(());
+    };
+    if program.trim().is_empty() {
+        return Err(Error::validation(
+            "command",
+            "the program (first word) must not be empty",
+        ));
+    }
+    if argv.iter().any(|a| a.contains('\0')) {
+        return Err(Error::validation(
+            "command",
+            "an argument contains a NUL byte, which no process can receive",
+        ));
+    }
+    let total: usize = argv.iter().map(|a| a.len() + 1).sum();
+    if total > COMMAND_MAX_BYTES {
+        return Err(Error::validation(
+            "command",
+            format!("is {total} bytes; allowed: at most {COMMAND_MAX_BYTES} (put a long script in the image or a file)"),
+        ));
+    }
+    Ok(())
 }
 
 /// Lifecycle state of a compute resource, normalised across providers.
@@ -808,6 +833,32 @@ mod tests {
                     .idle_ttl(Duration::ZERO),
                 "idle_ttl",
             ),
+            (
+                ComputeRequest::builder()
+                    .image("x")
+                    .max_runtime(Duration::from_secs(366 * 86_400)),
+                "max_runtime",
+            ),
+            (
+                ComputeRequest::builder()
+                    .image("x")
+                    .max_runtime(Duration::MAX),
+                "max_runtime",
+            ),
+            (
+                ComputeRequest::builder().image("x").command([""]),
+                "command",
+            ),
+            (
+                ComputeRequest::builder().image("x").command(["sh", "a\0b"]),
+                "command",
+            ),
+            (
+                ComputeRequest::builder()
+                    .image("x")
+                    .command(["sh".to_string(), "x".repeat(20_000)]),
+                "command",
+            ),
         ];
         for (b, field) in cases {
             let e = b.build().unwrap_err();
@@ -835,7 +886,19 @@ mod tests {
             .unwrap();
         let j = serde_json::to_string(&r).unwrap();
         assert!(j.contains("\"15m\""));
+        assert!(
+            !j.contains("command"),
+            "an empty command is not written: {j}"
+        );
         let back: ComputeRequest = serde_json::from_str(&j).unwrap();
         assert_eq!(back, r);
+        let with = ComputeRequest::builder()
+            .image("i")
+            .command(["python", "-c", "print('hi')"])
+            .build()
+            .unwrap();
+        let back: ComputeRequest =
+            serde_json::from_str(&serde_json::to_string(&with).unwrap()).unwrap();
+        assert_eq!(back.command, ["python", "-c", "print('hi')"]);
     }
 }

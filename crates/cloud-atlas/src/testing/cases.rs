@@ -137,6 +137,7 @@ pub fn all_cases() -> Vec<Case> {
         case!(gpu_types_have_prices, needs[GpuTypes], any & []),
         case!(serverless_run_status, needs[Serverless], any & []),
         case!(unoffered_gpu_is_validation, needs[SpawnGpu], any & []),
+        case!(max_runtime_is_held_or_refused, needs [], any SPAWN),
         Case {
             name: "undeclared_capabilities_are_unsupported",
             needs: &[],
@@ -543,7 +544,7 @@ async fn wait_job(
     endpoint: &str,
     id: &str,
 ) -> std::result::Result<crate::spec::Job, CaseError> {
-    let deadline = tokio::time::Instant::now() + fx.options().wait_timeout;
+    let deadline = crate::spec::deadline_in(fx.options().wait_timeout);
     let mut delay = Duration::from_millis(100);
     loop {
         let j = step(&format!("status {id}"), sls.status(endpoint, id).await)?;
@@ -613,6 +614,97 @@ pub async fn unoffered_gpu_is_validation(p: &dyn Provider, fx: &Fixture<'_>) -> 
         );
     }
     Ok(())
+}
+
+/// A max runtime is held by the machine itself or refused before anything exists, as
+/// the provider's capabilities say (see [`crate::spec::deadline`]); a command is accepted.
+///
+/// - a command alone: spawned;
+/// - neither `ProviderDeadline` nor `CommandDeadline`: a spawn with `max_runtime` (sent
+///   to the provider directly, not through [`Checked`]) is `Unsupported`, and no machine
+///   has its launch name;
+/// - `CommandDeadline`: the same without a command; with a command, spawned;
+/// - with a deadline held and [`SuiteOptions::expect_state_changes`]: the machine is
+///   gone after max runtime (within [`SuiteOptions::wait_timeout`] more) —
+///   for `CommandDeadline` only when [`SuiteOptions::runs_commands`] too.
+pub async fn max_runtime_is_held_or_refused(p: &dyn Provider, fx: &Fixture<'_>) -> CaseResult {
+    let caps = p.capabilities();
+    let stateful = fx.options().expect_state_changes;
+    // Long enough to be observed running on a real cloud, short enough to wait out.
+    let max = if caps.contains(Capability::ProviderDeadline) {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_secs(60)
+    };
+    let command = ["sleep", "3600"];
+
+    let plain = build("command", fx.request("cmd").map(|b| b.command(command)))?;
+    let c = step("spawn with a command", fx.spawn(&plain).await)?;
+    check_spawned(p, &plain, &c)?;
+
+    let refused = |what: &'static str, req: ComputeRequest| async move {
+        expect_unsupported(what, fx.spawn(&req).await, p.name())?;
+        if stateful {
+            let found = step(
+                "list by the refused launch name",
+                p.list(&ListFilter::all().with_name(req.launch_name()))
+                    .await,
+            )?;
+            ensure!(
+                found.is_empty(),
+                "{what}: refused, yet {:?} exist under its launch name",
+                found.iter().map(|c| &c.id).collect::<Vec<_>>()
+            );
+        }
+        Ok::<(), CaseError>(())
+    };
+    let bare = build("max runtime", fx.request("max").map(|b| b.max_runtime(max)))?;
+    let held = if caps.contains(Capability::ProviderDeadline) {
+        Some(bare)
+    } else if caps.contains(Capability::CommandDeadline) {
+        refused("spawn with max_runtime and no command", bare).await?;
+        Some(build(
+            "max runtime with a command",
+            fx.request("maxcmd")
+                .map(|b| b.max_runtime(max).command(command)),
+        )?)
+    } else {
+        refused("spawn with max_runtime", bare).await?;
+        let with_cmd = build(
+            "max runtime with a command",
+            fx.request("maxcmd")
+                .map(|b| b.max_runtime(max).command(command)),
+        )?;
+        refused("spawn with max_runtime and a command", with_cmd).await?;
+        None
+    };
+    let Some(req) = held else { return Ok(()) };
+    let c = step("spawn with a max runtime it holds", fx.spawn(&req).await)?;
+    check_spawned(p, &req, &c)?;
+    let observable = caps.contains(Capability::ProviderDeadline) || fx.options().runs_commands;
+    if !stateful || !observable {
+        return Ok(());
+    }
+    let deadline = crate::spec::deadline_in(max + fx.options().wait_timeout);
+    let mut pause = Duration::from_millis(250);
+    loop {
+        match p.get(&c.id).await {
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Ok(g) if g.status.is_terminal() => return Ok(()),
+            Ok(g) if tokio::time::Instant::now() >= deadline => {
+                return Err(fail(format!(
+                    "{} is still {} {:?} after its max runtime",
+                    c.id,
+                    g.status,
+                    max + fx.options().wait_timeout
+                )))
+            }
+            Ok(_) => {}
+            Err(e) => return Err(fail(format!("get {} after max runtime: {e}", c.id))),
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(10));
+    }
 }
 
 /// Undeclared `Stop`, `Start`, `GpuTypes` and `Serverless` answer `Unsupported`, both
@@ -686,6 +778,13 @@ pub async fn undeclared_capabilities_are_unsupported(p: &dyn Provider) -> CaseRe
     }
     if !caps.contains(Capability::SpawnWithVolume) {
         probes.push(("spawn with a volume (Checked)", Ok(shaped().volume_gb(10))));
+    }
+    if !caps.contains(Capability::ProviderDeadline) {
+        // A max runtime only a command could carry, and none is given.
+        probes.push((
+            "spawn with max_runtime and no command (Checked)",
+            Ok(shaped().max_runtime(Duration::from_secs(60))),
+        ));
     }
     for (what, b) in probes {
         let req = build(what, b)?;

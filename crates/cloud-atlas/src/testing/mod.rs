@@ -5,7 +5,8 @@
 //!
 //! It checks that a [`Provider`] keeps the contract: spawn/get/list/terminate round
 //! trips, `wait_for(Running)`, port URLs, stop/start, a priced GPU catalog, serverless
-//! jobs — each only when the provider declares the capability — and that undeclared
+//! jobs — each only when the provider declares the capability — that a `max_runtime` is
+//! held by the machine or refused as the deadline capabilities say, and that undeclared
 //! capabilities answer [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported).
 //!
 //! Against a real cloud it **spawns real machines and costs money**. Everything it
@@ -66,9 +67,10 @@ use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 pub use cases::{
-    all_cases, cases, gpu_types_have_prices, ports_get_urls, serverless_run_status,
-    spawn_get_list_terminate, stop_start, undeclared_capabilities_are_unsupported,
-    unoffered_gpu_is_validation, wait_for_running, Case, CaseError, CaseFn, CaseResult,
+    all_cases, cases, gpu_types_have_prices, max_runtime_is_held_or_refused, ports_get_urls,
+    serverless_run_status, spawn_get_list_terminate, stop_start,
+    undeclared_capabilities_are_unsupported, unoffered_gpu_is_validation, wait_for_running, Case,
+    CaseError, CaseFn, CaseResult,
 };
 pub use fixture::{Cleanup, Fixture, NAME_PREFIX};
 pub use guarded::Guarded;
@@ -111,6 +113,10 @@ pub struct SuiteOptions {
     /// static contract servers (Prism) that answer canned examples — the suite then
     /// checks that every call succeeds and decodes, not that state changes.
     pub expect_state_changes: bool,
+    /// Whether machines really run their command (real clouds: `true`, the default), so
+    /// a command-held max runtime can be seen ending the machine. `false` for fakes
+    /// that keep state but run nothing; the suite then checks the create only.
+    pub runs_commands: bool,
     /// Most time to wait for `running`, `stopped` or a finished job (default 15 min).
     pub wait_timeout: Duration,
     /// Most time one case may take, cleanup excluded (default 30 min).
@@ -137,6 +143,7 @@ impl Default for SuiteOptions {
             provider_opts: serde_json::Map::new(),
             bad_gpu: None,
             expect_state_changes: true,
+            runs_commands: true,
             wait_timeout: Duration::from_secs(15 * 60),
             case_timeout: Duration::from_secs(30 * 60),
             cleanup_timeout: Duration::from_secs(5 * 60),
@@ -152,6 +159,7 @@ impl SuiteOptions {
     pub fn contract_server() -> SuiteOptions {
         SuiteOptions {
             expect_state_changes: false,
+            runs_commands: false,
             wait_timeout: Duration::from_secs(30),
             case_timeout: Duration::from_secs(120),
             cleanup_timeout: Duration::from_secs(30),
@@ -361,6 +369,7 @@ macro_rules! conformance_tests {
             gpu_types_have_prices
             serverless_run_status
             unoffered_gpu_is_validation
+            max_runtime_is_held_or_refused
             undeclared_capabilities_are_unsupported
         );
     };

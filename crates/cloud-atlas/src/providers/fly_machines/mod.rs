@@ -25,9 +25,11 @@
 //!
 //! # Capabilities and limits
 //! Stop, start (and [`FlyMachines::suspend`]), ports and CPU-only spawns. No GPU catalog:
-//! the Machines API publishes no prices, so `gpu_types` is `Unsupported`. No provider-side
-//! deadline: `auto_destroy` destroys a machine when its process exits, but Fly has no
-//! "terminate after" setting, so `max_runtime` is enforced by the orchestrator only.
+//! the Machines API publishes no prices, so `gpu_types` is `Unsupported`. Fly has no
+//! "terminate after" setting, but `auto_destroy` destroys a machine when its process
+//! exits: a `max_runtime` with a command is held by the machine itself
+//! ([`Capability::CommandDeadline`]; the command, `init.cmd`, is wrapped to exit at max
+//! runtime, see [`crate::spec::deadline`]). Without a command `max_runtime` is refused.
 //! Requests are paced per Fly's documented limits ([`machines::FlyLimits`]).
 //!
 //! # Auth
@@ -364,6 +366,7 @@ impl Provider for FlyMachines {
             Capability::Start,
             Capability::SpawnCpu,
             Capability::SpawnWithPorts,
+            Capability::CommandDeadline,
         ])
     }
 

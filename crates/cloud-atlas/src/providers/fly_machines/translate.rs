@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
+use crate::spec::deadline::{self, SelfEnd};
 use crate::spec::{Compute, ComputeRequest, ComputeStatus, PortBinding, Protocol, LAUNCH_ID_LABEL};
 
 /// Provider name.
@@ -44,6 +45,9 @@ fn memory_mb(req: &ComputeRequest) -> u64 {
 ///   through Fly's proxy; further HTTP ports on their own number with TLS; TCP/UDP ports raw;
 /// - `auto_destroy: true` and `restart: {policy: "no"}` for transient compute, unless
 ///   provider options `auto_destroy=false` / `restart=<policy>` say otherwise;
+/// - the command as `init.cmd` (it replaces the image's `CMD`); with a max runtime it is
+///   wrapped ([`deadline`]) so its exit, at the latest at max runtime, destroys the
+///   machine (which needs the `restart: no` + `auto_destroy: true` defaults);
 /// - metadata carries the launch id and name; the machine name is the launch name;
 /// - region from the first region hint.
 pub fn create_body(req: &ComputeRequest, env: &BTreeMap<String, String>) -> Result<Value> {
@@ -115,8 +119,20 @@ pub fn create_body(req: &ComputeRequest, env: &BTreeMap<String, String>) -> Resu
             format!("{restart:?} is not allowed; allowed: no, always, on-failure, spot-price"),
         ));
     }
+    // The command replaces the image's CMD (`init.cmd`, as `docker run IMAGE CMD…`); a max
+    // runtime wraps it, and its exit then destroys the machine (restart no + auto_destroy).
+    let argv = deadline::machine_command(NAME, req, Some(SelfEnd::Exit))?;
+    if req.max_runtime.is_some() && (restart != "no" || !auto_destroy) {
+        return Err(Error::validation(
+            "max_runtime",
+            format!("is held on Fly by the command's exit destroying the machine, which needs restart=no and auto_destroy=true (got restart={restart}, auto_destroy={auto_destroy}); drop those provider options or max_runtime"),
+        ));
+    }
     let mut config = Map::new();
     config.insert("image".into(), json!(req.image));
+    if !argv.is_empty() {
+        config.insert("init".into(), json!({ "cmd": argv }));
+    }
     config.insert("guest".into(), Value::Object(guest));
     if !env.is_empty() {
         config.insert("env".into(), json!(env));
@@ -239,6 +255,65 @@ mod tests {
         assert_eq!(b["config"]["services"][1]["ports"][0]["port"], 5432);
         assert_eq!(b["config"]["metadata"][LAUNCH_ID_LABEL], req.launch_id);
         assert_eq!(b["config"]["env"]["A"], "1");
+    }
+
+    #[test]
+    fn the_command_is_init_cmd_and_a_max_runtime_wraps_it() {
+        let base = || {
+            ComputeRequest::builder()
+                .image("img")
+                .command(["python", "serve.py"])
+        };
+        let env = BTreeMap::new();
+        let plain = create_body(&base().build().unwrap(), &env).unwrap();
+        assert_eq!(
+            plain["config"]["init"],
+            json!({"cmd": ["python", "serve.py"]})
+        );
+        let none = create_body(
+            &ComputeRequest::builder().image("img").build().unwrap(),
+            &env,
+        )
+        .unwrap();
+        assert!(
+            none["config"].get("init").is_none(),
+            "no command: the image's own"
+        );
+
+        let req = base()
+            .max_runtime(std::time::Duration::from_secs(120))
+            .build()
+            .unwrap();
+        let b = create_body(&req, &env).unwrap();
+        let cmd: Vec<String> = serde_json::from_value(b["config"]["init"]["cmd"].clone()).unwrap();
+        assert_eq!(
+            cmd,
+            deadline::wrap(
+                &req.command,
+                std::time::Duration::from_secs(120),
+                SelfEnd::Exit
+            )
+        );
+        assert_eq!(b["config"]["restart"]["policy"], "no");
+        assert_eq!(b["config"]["auto_destroy"], true);
+
+        // An exit that would not destroy the machine cannot carry the deadline.
+        for (k, v) in [("restart", json!("always")), ("auto_destroy", json!(false))] {
+            let r = base()
+                .max_runtime(std::time::Duration::from_secs(120))
+                .provider_opt(k, v)
+                .build()
+                .unwrap();
+            let e = create_body(&r, &env).unwrap_err();
+            assert!(e.message().starts_with("max_runtime"), "{e}");
+        }
+        let no_cmd = ComputeRequest::builder()
+            .image("img")
+            .max_runtime(std::time::Duration::from_secs(120))
+            .build()
+            .unwrap();
+        let e = create_body(&no_cmd, &env).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Unsupported);
     }
 
     #[test]

@@ -23,6 +23,8 @@
 //!    `--image lambda-stack` launches the plain VM. The VM image itself is Lambda's
 //!    default unless provider option `vm_image_family` / `vm_image_id` names one
 //!    (`GET /api/v1/images`); provider option `user_data` sends your own cloud-init.
+//!    The request's `command` follows the image (`docker run … IMAGE CMD…`); on the
+//!    plain VM it runs as root in the background ([`translate::vm_command_script`]).
 //! 5. **Ports**: opened in the account's inbound firewall rules (only missing rules are
 //!    added; see [`firewall`]; opt out with `open_ports = false`), reported as
 //!    `http://ip:port` / `tcp://ip:port` once the instance has an IP.
@@ -40,6 +42,9 @@
 //! GPU catalog with live regional stock, GPU and CPU spawns, ports. Lambda cannot pause
 //! instances: `stop`/`start` are not declared and return `Unsupported` (terminate instead;
 //! keep data on a [file system](file_systems)). [`Lambda::restart`] reboots an instance.
+//! No machine-side deadline: a Lambda VM bills until it is terminated through the API,
+//! and the account key is never put on a machine, so a `max_runtime` is refused
+//! (`Unsupported`) before anything is created; a tracked session's orchestrator holds it.
 //! Requests are paced to about 1/s and launches to about one per 12 s ([`LambdaLimits`]);
 //! a 429 that comes anyway is honoured (`Retry-After`) and a rate-limited launch is
 //! retried after it, because a 429 means nothing was created.
@@ -501,6 +506,8 @@ impl Provider for Lambda {
                 "Lambda has no spot/interruptible instances",
             ));
         }
+        // A VM bills until terminated through the API; nothing on it may end it.
+        crate::spec::deadline::machine_command(NAME, req, None)?;
         if req.volume_gb.is_some() {
             return Err(Error::unsupported(
                 NAME,

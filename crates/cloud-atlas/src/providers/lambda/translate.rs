@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::spec::deadline;
 use crate::spec::{
     Compute, ComputeRequest, ComputeStatus, Gpu, GpuType, PortBinding, PortSpec, Protocol,
     LAUNCH_ID_LABEL,
@@ -534,9 +535,25 @@ pub fn container_script(req: &ComputeRequest, env: &BTreeMap<String, String>) ->
     }
     cmd.push(' ');
     cmd.push_str(&shell_quote(&req.image));
+    if !req.command.is_empty() {
+        // As `docker run IMAGE CMD…`: the command replaces the image's CMD.
+        cmd.push(' ');
+        cmd.push_str(&deadline::shell_join(&req.command));
+    }
     s.push_str(&cmd);
     s.push('\n');
     Ok(s)
+}
+
+/// The cloud-init user-data script that runs `req.command` on a plain VM
+/// ([`VM_ONLY_IMAGE`]) as root, in the background, its output in
+/// `/var/log/cloud-atlas-command.log`.
+pub fn vm_command_script(req: &ComputeRequest) -> String {
+    format!(
+        "#!/bin/sh\n# cloud-atlas: run the command of launch {}\nnohup {} >/var/log/cloud-atlas-command.log 2>&1 </dev/null &\n",
+        req.launch_name(),
+        deadline::shell_join(&req.command)
+    )
 }
 
 /// Where a launch goes: instance type, region and SSH keys (chosen by the provider).
@@ -610,6 +627,9 @@ pub fn launch_body(
         (None, Some(family)) => body["image"] = json!({ "family": family }),
         (None, None) => {}
     }
+    // A VM bills until it is terminated through the API, and the account key never goes
+    // onto a machine: nothing there can end it, so a max runtime is refused.
+    deadline::machine_command(NAME, req, None)?;
     let vm_only = req.image == VM_ONLY_IMAGE;
     let user_data = match req.opt_str("user_data") {
         Some(_) if !vm_only => {
@@ -618,8 +638,15 @@ pub fn launch_body(
                 format!("your own user_data replaces the container run, so it needs --image {VM_ONLY_IMAGE} (got {:?})", req.image),
             ))
         }
+        Some(_) if !req.command.is_empty() => {
+            return Err(Error::validation(
+                "provider_opts.user_data",
+                "your own user_data replaces the command run; give the command or user_data, not both",
+            ))
+        }
         Some(u) => Some(u.to_string()),
-        None if vm_only => None,
+        None if vm_only && req.command.is_empty() => None,
+        None if vm_only => Some(vm_command_script(req)),
         None => Some(container_script(req, env)?),
     };
     if let Some(u) = user_data {
@@ -934,6 +961,45 @@ mod tests {
             .unwrap_err()
             .message()
             .starts_with("env"));
+    }
+
+    #[test]
+    fn the_command_runs_in_the_container_or_on_the_vm_and_a_max_runtime_is_refused() {
+        let target = LaunchTarget::new("gpu_1x_a10", "us-west-1", vec!["k".into()]);
+        let env = BTreeMap::new();
+        let b = |image: &str| {
+            ComputeRequest::builder()
+                .gpu(Gpu::A10)
+                .image(image)
+                .command(["python", "-c", "print('hi')"])
+        };
+        let ud = launch_body(&b("img").build().unwrap(), &target, &env).unwrap();
+        let script = ud["user_data"].as_str().unwrap();
+        assert!(
+            script.contains(r#"'img' python -c 'print('\''hi'\'')'"#),
+            "{script}"
+        );
+        let vm = launch_body(&b(VM_ONLY_IMAGE).build().unwrap(), &target, &env).unwrap();
+        let script = vm["user_data"].as_str().unwrap();
+        assert!(script.starts_with("#!/bin/sh\n"), "{script}");
+        assert!(
+            script.contains(r#"nohup python -c 'print('\''hi'\'')' >"#),
+            "{script}"
+        );
+        let own = b(VM_ONLY_IMAGE)
+            .provider_opt("user_data", "#cloud-config\n")
+            .build()
+            .unwrap();
+        let e = launch_body(&own, &target, &env).unwrap_err();
+        assert!(e.message().starts_with("provider_opts.user_data"), "{e}");
+        // Nothing on a Lambda VM can end it: a max runtime is refused before launch.
+        let max = b("img")
+            .max_runtime(std::time::Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        let e = launch_body(&max, &target, &env).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        assert!(e.to_string().contains("orchestrator"), "{e}");
     }
 
     #[test]

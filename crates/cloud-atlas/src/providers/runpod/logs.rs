@@ -173,7 +173,7 @@ impl LogsApi {
         bounds: RecentBounds,
     ) -> Result<Vec<LogLine>> {
         let limit = query.tail.unwrap_or(100) as usize;
-        let deadline = tokio::time::Instant::now() + bounds.max;
+        let deadline = crate::spec::deadline_in(bounds.max);
         let mut events = self.open(pod_id, query, None).await?;
         let mut out = Vec::new();
         while out.len() < limit {

@@ -30,10 +30,17 @@
 //! container disk; a persistent volume (≥ 10 GB) or a network volume; template; data
 //! centres from the region hints; and the unique name [`ComputeRequest::launch_name`].
 //!
-//! Not expressible in REST v2, so neither declared nor faked: **spot** (v2 has no
-//! interruptible pods: `spot: true` is `Unsupported`) and a **provider-side deadline**
-//! (v2 has no terminate-after field: `max_runtime` is left to the orchestrator and
-//! [`Capability::ProviderDeadline`] is not declared).
+//! The request's `command` is v2's `args` string (shell-quoted; v2 has no entrypoint
+//! field, so an image `ENTRYPOINT` receives it as arguments).
+//!
+//! Not expressible in REST v2, so not faked: **spot** (v2 has no interruptible pods:
+//! `spot: true` is `Unsupported`) and a **provider-side deadline** (v2 has no
+//! terminate-after field, so [`Capability::ProviderDeadline`] is not declared). A
+//! `max_runtime` with a command is held by the pod itself
+//! ([`Capability::CommandDeadline`]): the command is wrapped so the pod runs
+//! `runpodctl remove pod $RUNPOD_POD_ID` when it ends or at max runtime (RunPod puts
+//! `runpodctl` and a pod-scoped key on every pod; see [`crate::spec::deadline`]). Without
+//! a command, `max_runtime` is refused (`Unsupported`) before anything is created.
 //!
 //! # A create that cannot duplicate
 //! RunPod has no idempotency key and has answered 500 after creating a billing pod. The
@@ -460,6 +467,7 @@ impl Provider for RunPod {
             Capability::SpawnCpu,
             Capability::SpawnWithVolume,
             Capability::SpawnWithPorts,
+            Capability::CommandDeadline,
             Capability::Logs,
         ])
         .with_max_gpus_per_instance(translate::MAX_GPUS_PER_POD)

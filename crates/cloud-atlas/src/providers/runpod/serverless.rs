@@ -183,7 +183,7 @@ impl Serverless for RunPodServerless {
         if timeout.is_zero() {
             return Err(Error::validation("timeout", "must be greater than zero"));
         }
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = crate::spec::deadline_in(timeout);
         let wait_ms = timeout.as_millis().clamp(1_000, 300_000) as u64;
         let rq = self
             .rest

@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::logs::LogLine;
 use crate::error::{Error, Result};
+use crate::spec::deadline::{self, SelfEnd};
 use crate::spec::{
     CloudType, Compute, ComputeRequest, ComputeStatus, EndpointHealth, Gpu, GpuType, Job,
     JobStatus, PortBinding, Protocol, LAUNCH_ID_LABEL,
@@ -184,8 +185,23 @@ pub fn create_body(req: &ComputeRequest, env: &BTreeMap<String, String>) -> Resu
     if !req.region_hints.is_empty() {
         body.insert("dataCenterIds".into(), json!(req.region_hints));
     }
-    if let Some(a) = req.opt_str("args") {
-        body.insert("args".into(), json!(a));
+    // v2's only command field is `args` (one string, passed to the image's entrypoint);
+    // a max runtime wraps the command so the pod removes itself (spec::deadline).
+    let argv = deadline::machine_command(NAME, req, Some(SelfEnd::RunPod))?;
+    match (req.opt_str("args"), argv.is_empty()) {
+        (Some(_), false) => {
+            return Err(Error::validation(
+                "provider_opts.args",
+                "give the command (`-- CMD ARGS…`) or provider option args, not both",
+            ))
+        }
+        (Some(a), true) => {
+            body.insert("args".into(), json!(a));
+        }
+        (None, false) => {
+            body.insert("args".into(), json!(deadline::shell_join(&argv)));
+        }
+        (None, true) => {}
     }
     if let Some(r) = req.opt_str("registry") {
         body.insert("registry".into(), json!(r));
@@ -427,6 +443,7 @@ pub fn log_line(id: &str, data: &str) -> LogLine {
 mod tests {
     use super::*;
     use crate::ErrorKind;
+    use std::time::Duration;
 
     fn spec() -> Value {
         serde_json::from_str(include_str!(
@@ -512,6 +529,52 @@ mod tests {
             .unwrap();
         assert_eq!(ex["gpu"], body["gpu"]);
         assert_eq!(ex["disk"], body["disk"]);
+    }
+
+    #[test]
+    fn the_command_is_the_args_string_and_a_max_runtime_wraps_it() {
+        let base = || {
+            ComputeRequest::builder()
+                .gpu(Gpu::RTX_4090)
+                .image("img")
+                .command(["python", "-c", "print('hi')"])
+        };
+        let env = BTreeMap::new();
+        let plain = create_body(&base().build().unwrap(), &env).unwrap();
+        assert_eq!(plain["args"], r#"python -c 'print('\''hi'\'')'"#);
+
+        let req = base()
+            .max_runtime(Duration::from_secs(3600))
+            .build()
+            .unwrap();
+        let b = create_body(&req, &env).unwrap();
+        let args = b["args"].as_str().unwrap();
+        let want = deadline::shell_join(&deadline::wrap(
+            &req.command,
+            Duration::from_secs(3600),
+            SelfEnd::RunPod,
+        ));
+        assert_eq!(args, want);
+        assert!(args.starts_with("/bin/sh -c '"), "{args}");
+        assert!(
+            args.contains(" atlas-deadline 3600 10 runpod -- python -c "),
+            "{args}"
+        );
+
+        // No command to wrap: refused before anything is sent.
+        let no_cmd = ComputeRequest::builder()
+            .gpu(Gpu::RTX_4090)
+            .image("img")
+            .max_runtime(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let e = create_body(&no_cmd, &env).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Unsupported);
+        assert!(e.to_string().contains("-- CMD ARGS"), "{e}");
+        // The command and provider option args are one field: not both.
+        let both = base().provider_opt("args", "x").build().unwrap();
+        let e = create_body(&both, &env).unwrap_err();
+        assert!(e.message().starts_with("provider_opts.args"), "{e}");
     }
 
     #[test]

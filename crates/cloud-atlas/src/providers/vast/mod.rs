@@ -67,11 +67,18 @@
 //! recorded in the instance env as `ATLAS_PORTS`. Compute ids are Vast instance ids
 //! (numbers); a non-numeric id is `NotFound`.
 //!
-//! # Runtype
+//! # Runtype and command
 //! Default `args`: the image's own entrypoint runs, as on other providers. Option
 //! `onstart=SCRIPT` switches to `ssh_direct` (Vast's SSH entrypoint, then the script);
 //! option `runtype` overrides (`ssh_direct`, `jupyter_direct`, …); option `args_str`
-//! replaces the image's `CMD`.
+//! replaces the image's `CMD`. The request's `command` is sent as `args` (it replaces
+//! the image's `CMD`) with the `args` runtype, and as the `onstart` script with the
+//! SSH/Jupyter runtypes.
+//!
+//! A `max_runtime` with a command is held by the instance itself
+//! ([`Capability::CommandDeadline`]): the command is wrapped so the instance destroys
+//! itself with its own `CONTAINER_API_KEY` when the command ends or at max runtime
+//! (see [`crate::spec::deadline`]). Without a command `max_runtime` is refused.
 //!
 //! # Limits
 //! Vast limits requests per endpoint ("API requests too frequent endpoint
@@ -509,6 +516,7 @@ impl Provider for Vast {
             Capability::SpawnGpu,
             Capability::SpawnSpot,
             Capability::SpawnWithPorts,
+            Capability::CommandDeadline,
         ])
     }
 

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
+use crate::spec::deadline::{self, SelfEnd};
 use crate::spec::{
     CloudType, Compute, ComputeRequest, ComputeStatus, Gpu, GpuType, PortBinding, Protocol,
     LAUNCH_ID_LABEL,
@@ -462,6 +463,9 @@ pub fn env_object(req: &ComputeRequest, env: &BTreeMap<String, String>) -> Map<S
     m
 }
 
+/// Longest `onstart` script Vast accepts (its API reference).
+pub const ONSTART_MAX: usize = 4048;
+
 /// The body of `PUT /api/v0/asks/{offer_id}/` for `req`.
 ///
 /// `image`, `label` (= [`ComputeRequest::launch_name`], so an ambiguous rent can be
@@ -478,16 +482,46 @@ pub fn create_body(
     bid: Option<f64>,
 ) -> Result<Value> {
     let mut b = Map::new();
+    let runtype = runtype(req)?;
     b.insert("image".into(), json!(req.image));
     b.insert("label".into(), json!(req.launch_name()));
     b.insert("disk".into(), json!(f64::from(disk_gb(req))));
-    b.insert("runtype".into(), json!(runtype(req)?));
+    b.insert("runtype".into(), json!(runtype));
     b.insert("env".into(), Value::Object(env_object(req, env)));
     if let Some(s) = req.opt_str("onstart") {
         b.insert("onstart".into(), json!(s));
     }
     if let Some(s) = req.opt_str("args_str") {
         b.insert("args_str".into(), json!(s));
+    }
+    // The command: `args` (replaces the image's CMD) with the `args` runtype, else the
+    // `onstart` script of the SSH/Jupyter runtypes; a max runtime wraps it so the
+    // instance destroys itself with its own CONTAINER_API_KEY (spec::deadline).
+    let argv = deadline::machine_command(NAME, req, Some(SelfEnd::Vast))?;
+    if !argv.is_empty() {
+        let field = if runtype == "args" {
+            "args_str"
+        } else {
+            "onstart"
+        };
+        if b.contains_key(field) {
+            return Err(Error::validation(
+                &format!("provider_opts.{field}"),
+                format!("give the command (`-- CMD ARGS…`) or provider option {field}, not both"),
+            ));
+        }
+        if runtype == "args" {
+            b.insert("args".into(), json!(argv));
+        } else {
+            let script = deadline::shell_join(&argv);
+            if script.len() > ONSTART_MAX {
+                return Err(Error::validation(
+                    "command",
+                    format!("becomes an onstart script over Vast's {ONSTART_MAX}-character limit; shorten it or use runtype args"),
+                ));
+            }
+            b.insert("onstart".into(), json!(script));
+        }
     }
     if let Some(t) = &req.template_id {
         b.insert("template_hash_id".into(), json!(t));
@@ -921,6 +955,66 @@ mod tests {
         ] {
             assert!(!q.accepts(&offer(&bad).unwrap()), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_command_is_args_or_onstart_and_a_max_runtime_wraps_it() {
+        let cmd = || req().command(["python", "-c", "print(1)"]);
+        let plain = create_body(&cmd().build().unwrap(), &BTreeMap::new(), None).unwrap();
+        assert_eq!(plain["runtype"], "args");
+        assert_eq!(plain["args"], json!(["python", "-c", "print(1)"]));
+        assert!(plain.get("onstart").is_none());
+
+        let ssh = cmd().provider_opt("runtype", "ssh_direct").build().unwrap();
+        let b = create_body(&ssh, &BTreeMap::new(), None).unwrap();
+        assert_eq!(b["onstart"], "python -c 'print(1)'");
+        assert!(b.get("args").is_none());
+
+        let r = cmd()
+            .max_runtime(std::time::Duration::from_secs(600))
+            .build()
+            .unwrap();
+        let b = create_body(&r, &BTreeMap::new(), None).unwrap();
+        let argv: Vec<String> = serde_json::from_value(b["args"].clone()).unwrap();
+        assert_eq!(
+            argv,
+            deadline::wrap(
+                &r.command,
+                std::time::Duration::from_secs(600),
+                SelfEnd::Vast
+            )
+        );
+        // Wrapped into an onstart script, it stays under Vast's limit.
+        let r = cmd()
+            .provider_opt("runtype", "jupyter_direct")
+            .max_runtime(std::time::Duration::from_secs(600))
+            .build()
+            .unwrap();
+        let b = create_body(&r, &BTreeMap::new(), None).unwrap();
+        let script = b["onstart"].as_str().unwrap();
+        assert!(
+            script.len() <= ONSTART_MAX && script.contains(" vast -- python"),
+            "{script}"
+        );
+
+        for (opt, field) in [("args_str", "args_str"), ("onstart", "onstart")] {
+            let e = create_body(
+                &cmd().provider_opt(opt, "x").build().unwrap(),
+                &BTreeMap::new(),
+                None,
+            )
+            .unwrap_err();
+            assert!(
+                e.message().starts_with(&format!("provider_opts.{field}")),
+                "{e}"
+            );
+        }
+        let no_cmd = req()
+            .max_runtime(std::time::Duration::from_secs(600))
+            .build()
+            .unwrap();
+        let e = create_body(&no_cmd, &BTreeMap::new(), None).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Unsupported);
     }
 
     #[test]
