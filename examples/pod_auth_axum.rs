@@ -191,7 +191,7 @@ mod tests {
     #[tokio::test]
     async fn rejects_strangers_and_serves_its_user() {
         let key = Secret::new("example-key");
-        let signing = Secret::new("example-signing-secret");
+        let signing = Secret::new("example-signing-secret-of-32-bytes-or-more");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let router = app(key.clone(), signing.clone()).unwrap();
         check_against(listener, router, &key, &signing)

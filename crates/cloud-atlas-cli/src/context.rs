@@ -1,7 +1,8 @@
 //! What every command starts from: the loaded config, the chosen provider and the output.
 
+use cloud_atlas::auth::Secret;
 use cloud_atlas::config::{self, Config, ProviderSettings};
-use cloud_atlas::{providers, Checked, Result};
+use cloud_atlas::{files, providers, Checked, Error, Result};
 
 use crate::output::Out;
 use crate::GlobalArgs;
@@ -20,7 +21,7 @@ pub(crate) struct Context {
     pub(crate) provider_explicit: bool,
     /// Where results go.
     pub(crate) out: Out,
-    api_key: Option<String>,
+    api_key: Option<(Secret, &'static str)>,
     base_url: Option<String>,
 }
 
@@ -43,7 +44,7 @@ impl Context {
             provider,
             provider_explicit: global.provider.is_some(),
             out: Out::new(global.output),
-            api_key: global.api_key.clone(),
+            api_key: api_key_override(global)?,
             base_url: global.base_url.clone(),
         })
     }
@@ -52,7 +53,12 @@ impl Context {
     pub(crate) fn settings(&self, name: &str) -> ProviderSettings {
         let s = self.config.provider_settings(name);
         if name == self.provider {
-            config::with_overrides(s, self.api_key.as_deref(), self.base_url.as_deref())
+            let key = self.api_key.as_ref().map(|(k, _)| k.expose());
+            let mut s = config::with_overrides(s, key, self.base_url.as_deref());
+            if let Some((_, source)) = &self.api_key {
+                s.api_key_source = Some((*source).to_string());
+            }
+            s
         } else {
             s
         }
@@ -88,4 +94,42 @@ pub(crate) fn display_name(name: &str) -> &str {
         "mock" => "Mock cloud",
         other => other,
     }
+}
+
+/// The key from `--api-key`, or read from `--api-key-file` (`-` = stdin), with its source.
+///
+/// # Errors
+/// `Validation` naming `--api-key-file` when the file cannot be read, is empty, holds
+/// more than one line or is over 64 KiB.
+fn api_key_override(global: &GlobalArgs) -> Result<Option<(Secret, &'static str)>> {
+    if let Some(k) = &global.api_key {
+        return Ok(Some((Secret::new(k.as_str()), "--api-key")));
+    }
+    let Some(path) = &global.api_key_file else {
+        return Ok(None);
+    };
+    let (read, shown) = if path.as_os_str() == "-" {
+        (
+            files::read_limited(std::io::stdin().lock(), files::MAX_SECRET_BYTES),
+            "stdin".to_string(),
+        )
+    } else {
+        (
+            files::read_file(path, files::MAX_SECRET_BYTES),
+            path.display().to_string(),
+        )
+    };
+    let bad = |why: String| Error::validation("--api-key-file", why);
+    let bytes = read.map_err(|e| bad(format!("cannot read {shown}: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|_| bad(format!("{shown} is not UTF-8 text")))?;
+    let key = text.trim();
+    if key.is_empty() {
+        return Err(bad(format!("{shown} holds no key")));
+    }
+    if key.contains(['\n', '\r']) {
+        return Err(bad(format!(
+            "{shown} holds several lines; put the key alone on one line"
+        )));
+    }
+    Ok(Some((Secret::new(key), "--api-key-file")))
 }

@@ -1,7 +1,7 @@
 //! `atlas`: spawn, inspect and terminate GPU/CPU compute on any cloud-atlas provider.
 //!
 //! ```text
-//! atlas [--provider P] [--api-key K] [--base-url URL] [--config FILE] [-o table|json|jsonl] <command>
+//! atlas [--provider P] [--api-key-file F] [--base-url URL] [--config FILE] [-o table|json|jsonl] <command>
 //! ```
 //!
 //! The provider is `--provider`, else `default_provider` from `atlas.toml`, else `mock`
@@ -131,9 +131,19 @@ pub(crate) struct GlobalArgs {
     /// Provider to use [default: `default_provider` from atlas.toml, else mock]
     #[arg(long, global = true, value_name = "NAME")]
     pub(crate) provider: Option<String>,
-    /// API key for the provider (overrides atlas.toml and the env var)
-    #[arg(long, global = true, value_name = "KEY")]
+    /// API key for the provider (overrides atlas.toml and the env var). Visible to other
+    /// users in `ps`: prefer the provider's env var or --api-key-file
+    #[arg(
+        long,
+        global = true,
+        value_name = "KEY",
+        conflicts_with = "api_key_file"
+    )]
     pub(crate) api_key: Option<String>,
+    /// Read the provider's API key from FILE (`-` = stdin; one line, at most 64 KiB);
+    /// overrides atlas.toml and the env var
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) api_key_file: Option<PathBuf>,
     /// Base URL of the provider's API (e.g. a local contract server)
     #[arg(long, global = true, value_name = "URL")]
     pub(crate) base_url: Option<String>,

@@ -22,6 +22,8 @@ pub(crate) enum Sig {
     Int,
     /// SIGTERM.
     Term,
+    /// SIGHUP (the terminal went away); only with [`Signals::install_with_hangup`].
+    Hup,
 }
 
 impl Sig {
@@ -30,14 +32,16 @@ impl Sig {
         match self {
             Sig::Int => "SIGINT",
             Sig::Term => "SIGTERM",
+            Sig::Hup => "SIGHUP",
         }
     }
 
-    /// 128 + the signal number: 130 or 143.
+    /// 128 + the signal number: 130, 143 or 129.
     pub(crate) fn code(self) -> i32 {
         match self {
             Sig::Int => 130,
             Sig::Term => 143,
+            Sig::Hup => 129,
         }
     }
 
@@ -54,6 +58,7 @@ impl Sig {
 pub(crate) struct Signals {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
+    hup: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
@@ -69,14 +74,36 @@ impl Signals {
         Ok(Signals {
             int: signal(SignalKind::interrupt()).map_err(failed)?,
             term: signal(SignalKind::terminate()).map_err(failed)?,
+            hup: None,
         })
+    }
+
+    /// [`install`](Self::install), and SIGHUP too: for commands whose children live in
+    /// their own process group (`fly deploy`), which a closing terminal does not reach.
+    ///
+    /// # Errors
+    /// As [`install`](Self::install).
+    pub(crate) fn install_with_hangup() -> Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut s = Signals::install()?;
+        s.hup = Some(signal(SignalKind::hangup()).map_err(|e| {
+            Error::new(ErrorKind::Unknown, "cannot install signal handlers").with_source(e)
+        })?);
+        Ok(s)
     }
 
     /// The next signal.
     pub(crate) async fn recv(&mut self) -> Sig {
+        let hup = async {
+            match self.hup.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = self.int.recv() => Sig::Int,
             _ = self.term.recv() => Sig::Term,
+            _ = hup => Sig::Hup,
         }
     }
 

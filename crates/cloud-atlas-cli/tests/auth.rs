@@ -24,6 +24,9 @@ fn atlas(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// A signing secret of the length `url sign` asks for.
+const SECRET: &str = "per-pod-secret-0123456789abcdef-0123";
+
 fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).unwrap()
 }
@@ -44,13 +47,17 @@ fn url_sign_json_and_secret_from_stdin() {
             "json",
         ],
         &[],
-        "s\n",
+        &format!("{SECRET}\n"),
     );
     assert!(out.status.success(), "{out:?}");
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let url = v["url"].as_str().unwrap();
     assert!(url.starts_with("/media/a.mp4?exp="), "{url}");
-    let ok = atlas(&["url", "verify", url, "--secret-stdin"], &[], "s\n");
+    let ok = atlas(
+        &["url", "verify", url, "--secret-stdin"],
+        &[],
+        &format!("{SECRET}\n"),
+    );
     assert!(ok.status.success(), "{ok:?}");
 }
 
@@ -76,7 +83,7 @@ fn token_mint_json_verifies_with_token_verify() {
 
 #[test]
 fn url_sign_output_verifies_and_fails_after_expiry() {
-    let env = [("POD_SECRET", "per-pod-secret")];
+    let env = [("POD_SECRET", SECRET)];
     let signed = atlas(
         &[
             "url",
@@ -103,7 +110,7 @@ fn url_sign_output_verifies_and_fails_after_expiry() {
     let ok = atlas(
         &["url", "verify", &url, "--secret-stdin"],
         &[],
-        "per-pod-secret\n",
+        &format!("{SECRET}\n"),
     );
     assert!(ok.status.success(), "{ok:?}");
     let tampered = atlas(
@@ -136,4 +143,47 @@ fn url_sign_without_a_secret_names_the_env_var() {
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(err.contains("ATLAS_SIGNING_SECRET"), "{err}");
+}
+
+#[test]
+fn url_sign_refuses_a_short_secret_in_one_line() {
+    let out = atlas(
+        &["url", "sign", "/media/a.mp4", "--secret-env", "POD_SECRET"],
+        &[("POD_SECRET", "short-secret")],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("at least 32 bytes"), "{err}");
+    assert!(!err.contains("short-secret"), "{err}");
+}
+
+/// `atlas args` with stdin from `/dev/zero`: endless input without a line break.
+fn atlas_endless_stdin(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(args)
+        .env_remove("ATLAS_SIGNING_SECRET")
+        .stdin(std::fs::File::open("/dev/zero").unwrap())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn endless_stdin_is_a_clear_error_not_out_of_memory() {
+    let hash = "0".repeat(64);
+    for args in [
+        vec!["token", "verify", "--hash", &hash],
+        vec!["url", "sign", "/m", "--secret-stdin"],
+        vec!["url", "verify", "/m?exp=1&sig=x", "--secret-stdin"],
+    ] {
+        let out = atlas_endless_stdin(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.contains("stdin") && err.contains("64 KiB"),
+            "{args:?}: {err}"
+        );
+    }
 }

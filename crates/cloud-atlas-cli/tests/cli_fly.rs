@@ -121,20 +121,7 @@ impl Sandbox {
     }
 
     fn run_with_stdin(&self, args: &[&str], input: &str) -> Run {
-        let mut child = self
-            .cmd(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        Run::from(child.wait_with_output().unwrap())
+        common::run_with_stdin(&mut self.cmd(args), input)
     }
 
     fn spawn(&self, args: &[&str]) -> Child {
@@ -325,14 +312,7 @@ echo "==> Release done""#,
     std::fs::write(s.release(), "").unwrap();
     let mut rest = String::new();
     out.read_to_string(&mut rest).unwrap();
-    let status = child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let (status, err) = wait_with_stderr(&mut child);
     assert_eq!(status.code(), Some(0), "stderr: {err}");
     assert_eq!(rest, "==> Release done\n");
     assert_eq!(err, "remote builder ready\n");
@@ -349,12 +329,45 @@ echo "==> Release done""#,
 fn deploy_propagates_a_non_zero_exit_code_and_app_flag_wins() {
     let s = Sandbox::new();
     let dir = s.app_dir();
+    // The error line comes only once the first line was read: two pipes carry no
+    // order between them, so the test makes the order observable instead of
+    // hoping the scheduler keeps it.
     s.fake_fly(
         r#"echo "$*" > "$LOG"
 echo "==> Building image"
+i=0; while [ ! -f "$RELEASE" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done
 echo "Error: failed to fetch an image or build from source" >&2
 exit 3"#,
     );
+
+    // -o jsonl: one object per line in the order they came, then the outcome.
+    let mut child = s.spawn(&["fly", "deploy", &dir.display().to_string(), "-o", "jsonl"]);
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    std::fs::write(s.release(), "").unwrap();
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "{first}{rest}");
+    let lines: Vec<Value> = format!("{first}{rest}")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert_eq!(lines[0]["text"], "==> Building image");
+    assert_eq!(lines[0]["stream"], "stdout");
+    assert_eq!(
+        lines[1]["text"],
+        "Error: failed to fetch an image or build from source"
+    );
+    assert_eq!(lines[1]["stream"], "stderr");
+    assert_eq!(lines[2]["app"], "demo-app");
+    assert_eq!(lines[2]["status"]["result"], "failed");
+    assert_eq!(lines[2]["status"]["code"], 3);
+    assert_eq!(lines[2]["lines"], 2);
+
+    // Table output: each stream to its own descriptor; --app wins over fly.toml.
     let r = s.run(&[
         "fly",
         "deploy",
@@ -373,23 +386,6 @@ exit 3"#,
         ]
     );
     assert_eq!(s.log_lines(), ["deploy --remote-only --app other-app"]);
-
-    // -o jsonl: one object per line, then the outcome.
-    let r = s.run(&["fly", "deploy", &dir.display().to_string(), "-o", "jsonl"]);
-    assert_eq!(r.code, 3, "{r:#?}");
-    let lines: Vec<Value> = r
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 3, "{r:#?}");
-    assert_eq!(lines[0]["text"], "==> Building image");
-    assert_eq!(lines[0]["stream"], "stdout");
-    assert_eq!(lines[1]["stream"], "stderr");
-    assert_eq!(lines[2]["app"], "demo-app");
-    assert_eq!(lines[2]["status"]["result"], "failed");
-    assert_eq!(lines[2]["status"]["code"], 3);
-    assert_eq!(lines[2]["lines"], 2);
 }
 
 #[test]
@@ -477,14 +473,7 @@ fn ctrl_c_stops_a_deploy_and_its_process_group() {
     out.read_line(&mut first).unwrap();
     assert_eq!(first, "==> Building image\n");
     interrupt(&child);
-    let status = child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let (status, err) = wait_with_stderr(&mut child);
     assert_eq!(status.code(), Some(130), "{err}");
     assert_eq!(
         err,
@@ -497,6 +486,19 @@ fn ctrl_c_stops_a_deploy_and_its_process_group() {
         state.is_empty() || state.split_whitespace().nth(2) == Some("Z"),
         "{state}"
     );
+}
+
+/// Wait for `child` and read all of its stderr.
+fn wait_with_stderr(child: &mut Child) -> (std::process::ExitStatus, String) {
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status, err)
 }
 
 /// Send SIGINT (what Ctrl-C sends) to `child`.
@@ -763,14 +765,7 @@ fn logs_follow_streams_lines_until_ctrl_c() {
         assert_eq!(v["message"], format!("line {want}"), "{line}");
     }
     interrupt(&child);
-    let status = child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let (status, err) = wait_with_stderr(&mut child);
     assert_eq!(status.code(), Some(0), "{err}");
     assert_eq!(err, "");
     // Whatever came after the third line is whole lines of JSON.
@@ -952,4 +947,184 @@ fn token_set_never_takes_the_token_from_argv_and_rejects_empty_input() {
         r.error_line().contains("atlas fly token set my-app"),
         "{r:#?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// the token store shared by several processes
+
+/// The apps in the manual store file, read as any other program would.
+fn manual_apps(s: &Sandbox) -> Vec<String> {
+    let text = std::fs::read_to_string(s.token_dir().join("manual.json")).unwrap();
+    let v: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("manual.json is not whole JSON ({e}): {text}"));
+    let mut apps: Vec<String> = v["tokens"].as_object().unwrap().keys().cloned().collect();
+    apps.sort();
+    apps
+}
+
+/// Start `atlas fly token set APP` with `input` on stdin (stdin then closed).
+fn spawn_token_set(s: &Sandbox, app: &str, input: &str) -> Child {
+    let mut c = s
+        .cmd(&["fly", "token", "set", app])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    c
+}
+
+#[test]
+fn parallel_token_sets_from_twenty_processes_all_persist() {
+    let s = Sandbox::new().with_env("ATLAS_FLY_BIN", "/opt/nowhere/fly");
+    let children: Vec<(String, Child)> = (0..20)
+        .map(|i| {
+            let app = format!("app{i}");
+            let c = spawn_token_set(&s, &app, &format!("t{i}\n"));
+            (app, c)
+        })
+        .collect();
+    let mut want = Vec::new();
+    for (app, c) in children {
+        let r = Run::from(c.wait_with_output().unwrap());
+        assert_eq!(r.code, 0, "{app}: {r:#?}");
+        want.push(app);
+    }
+    want.sort();
+    assert_eq!(manual_apps(&s), want);
+    // Each app kept its own token.
+    for i in [0, 7, 19] {
+        let v = s
+            .run(&[
+                "fly",
+                "token",
+                "get",
+                &format!("app{i}"),
+                "--reveal",
+                "-o",
+                "json",
+            ])
+            .ok()
+            .json();
+        assert_eq!(v["token"], format!("t{i}"));
+    }
+    // Nothing half-written is left beside the store.
+    let mut names: Vec<String> = std::fs::read_dir(s.token_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    names.sort();
+    assert!(names.is_empty(), "{names:?}");
+}
+
+#[test]
+fn a_writer_killed_mid_write_never_leaves_a_torn_store() {
+    let s = Sandbox::new().with_env("ATLAS_FLY_BIN", "/opt/nowhere/fly");
+    // A big store, so a write takes long enough to be cut in the middle.
+    let long_token = format!("tok-{}", "x".repeat(20_000));
+    s.run_with_stdin(&["fly", "token", "set", "base"], &long_token)
+        .ok();
+    for i in 0..40 {
+        s.run_with_stdin(&["fly", "token", "set", &format!("seed{i}")], &long_token)
+            .ok();
+    }
+    let before = manual_apps(&s);
+    let mut kept = before.clone();
+    for round in 0..12u64 {
+        let app = format!("victim{round}");
+        let mut c = spawn_token_set(&s, &app, &long_token);
+        // Kill it somewhere between start-up and the end of its write.
+        std::thread::sleep(std::time::Duration::from_millis(2 + round * 3));
+        let _ = c.kill();
+        let st = c.wait().unwrap();
+        let apps = manual_apps(&s);
+        if st.success() {
+            kept.push(app.clone());
+            kept.sort();
+        }
+        // Either the old or the new document, never a torn one, never a lost entry.
+        for a in &kept {
+            assert!(apps.contains(a), "round {round}: {a} lost: {apps:?}");
+        }
+    }
+    // The next writer clears what the killed ones left half-written.
+    s.run_with_stdin(&["fly", "token", "set", "after"], "t-after")
+        .ok();
+    let leftovers: Vec<String> = std::fs::read_dir(s.token_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert!(manual_apps(&s).contains(&"after".to_string()));
+}
+
+#[test]
+fn token_set_from_an_endless_stdin_is_a_clear_error() {
+    let s = Sandbox::new().with_env("ATLAS_FLY_BIN", "/opt/nowhere/fly");
+    let r = Run::from(
+        s.cmd(&["fly", "token", "set", "my-app"])
+            .stdin(std::fs::File::open("/dev/zero").unwrap())
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 2, "{r:#?}");
+    let line = r.error_line();
+    assert!(line.contains("stdin") && line.contains("64 KiB"), "{line}");
+    assert!(!s.token_dir().join("manual.json").exists());
+}
+
+/// Whether process `pid` is gone (or a zombie waiting for its parent).
+fn gone(pid: &str) -> bool {
+    let state =
+        std::fs::read_to_string(Path::new("/proc").join(pid).join("stat")).unwrap_or_default();
+    state.is_empty() || state.split_whitespace().nth(2) == Some("Z")
+}
+
+/// Send `sig` (`TERM`, `HUP`) to `pid`.
+fn send_signal(pid: u32, sig: &str) {
+    let st = Command::new("kill")
+        .args(["-s", sig, &pid.to_string()])
+        .env("PATH", SYSTEM_PATH)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn sigterm_or_sighup_stops_a_deploy_and_the_whole_fly_process_group() {
+    for (sig, code) in [("TERM", 143), ("HUP", 129)] {
+        let s = Sandbox::new();
+        let dir = s.app_dir();
+        // fly, and a helper it started (as `fly deploy` starts builders and proxies).
+        s.fake_fly(
+            r#"echo $$ > "$LOG"; sleep 30 & echo $! >> "$LOG"; echo "==> Building image"; wait"#,
+        );
+        let mut child = s.spawn(&["fly", "deploy", &dir.display().to_string()]);
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        out.read_line(&mut first).unwrap();
+        assert_eq!(first, "==> Building image\n");
+        let pids = s.log_lines();
+        assert_eq!(pids.len(), 2, "{pids:?}");
+        send_signal(child.id(), sig);
+        let (status, err) = wait_with_stderr(&mut child);
+        let left: Vec<&String> = pids.iter().filter(|p| !gone(p)).collect();
+        for p in &left {
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", p.as_str()])
+                .env("PATH", SYSTEM_PATH)
+                .status();
+        }
+        assert!(left.is_empty(), "SIG{sig}: still running: {left:?}");
+        assert_eq!(status.code(), Some(code), "SIG{sig}: {err}");
+        assert_eq!(
+            err,
+            format!(
+                "error: deploy of demo-app stopped by SIG{sig}; the fly process group was stopped\n"
+            )
+        );
+    }
 }

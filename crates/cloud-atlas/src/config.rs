@@ -102,7 +102,7 @@ impl ProviderSettings {
             Error::new(
                 ErrorKind::Unauthorized,
                 format!(
-                    "{display_name} API key missing: set {var}, or api_key under [providers.{}] in atlas.toml, or pass --api-key",
+                    "{display_name} API key missing: set {var}, or api_key under [providers.{}] in atlas.toml, or pass --api-key-file",
                     self.provider
                 ),
             )
@@ -306,7 +306,7 @@ fn find_upwards(start: &Path) -> Option<PathBuf> {
 }
 
 fn read_file(path: &Path) -> Result<FileConfig> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::files::read_file_to_string(path, crate::files::MAX_CONFIG_BYTES)
         .map_err(|e| Error::validation("config", format!("cannot read {}: {e}", path.display())))?;
     toml::from_str(&text).map_err(|e| {
         Error::validation(
@@ -316,31 +316,30 @@ fn read_file(path: &Path) -> Result<FileConfig> {
     })
 }
 
-/// Create `dir` (and parents) and make it 0700 on Unix: it may hold secrets.
+/// Create `dir` (and any missing parents) `0700` on Unix: it may hold secrets.
+///
+/// Only folders this call creates get that mode; an existing folder keeps the mode its
+/// owner gave it (`ATLAS_HOME=/tmp` must not lock down `/tmp`).
 ///
 /// # Errors
 /// `Unknown` naming the folder when it cannot be created.
 pub fn ensure_private_dir(dir: &Path) -> Result<()> {
-    if dir.as_os_str().is_empty() {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
         return Ok(());
     }
-    std::fs::create_dir_all(dir).map_err(|e| {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir).map_err(|e| {
         Error::new(
             ErrorKind::Unknown,
             format!("cannot create {}: {e}", dir.display()),
         )
-    })?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
-            Error::new(
-                ErrorKind::Unknown,
-                format!("cannot make {} private: {e}", dir.display()),
-            )
-        })?;
-    }
-    Ok(())
+    })
 }
 
 #[cfg(test)]

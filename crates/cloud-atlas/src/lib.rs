@@ -56,7 +56,9 @@
 //! (feature `tower`) type the pod-side auth layers without pulling in all of `tower`;
 //! `tokio-postgres` (feature `postgres`, runtime only, no TLS) is the shared session store
 //! and reaper lease for several nodes; no pool (`deadpool-postgres`): every store call is
-//! one statement, pipelined on one connection that is re-opened when it drops.
+//! one statement, pipelined on one connection that is re-opened when it drops; `fs4`
+//! takes the cross-process file lock around read-modify-write of state files (module
+//! `files`; `std::fs::File::lock` needs Rust 1.89, newer than the 1.85 we support).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
@@ -65,6 +67,7 @@ pub mod auth;
 mod client;
 pub mod config;
 pub mod error;
+pub mod files;
 #[cfg(feature = "fly")]
 pub mod fly;
 pub mod http;

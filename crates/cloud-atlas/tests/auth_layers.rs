@@ -30,7 +30,7 @@ async fn infer(Json(body): Json<Value>) -> Json<Value> {
 /// signed URL, GET /either/{name} either one, GET /health nothing.
 async fn start_pod() -> Pod {
     let minted = token::mint();
-    let secret = Secret::new("pod-signing-secret-0123456789");
+    let secret = Secret::new("pod-signing-secret-0123456789abcdef");
     let app = Router::new()
         .route("/infer", post(infer))
         .layer(PresharedKeyLayer::from_hash(&minted.hash).unwrap())
@@ -151,7 +151,7 @@ async fn signed_url_guards_the_media_route() {
     // Signed with another secret.
     let foreign = signed_url::sign(
         &format!("{}/media/clip.mp4", pod.base),
-        &Secret::new("another-secret"),
+        &Secret::new("another-secret-0123456789abcdef-xyz"),
         Duration::from_secs(300),
     )
     .unwrap();

@@ -1,5 +1,5 @@
 //! Property tests for signed URLs: round-trips, tamper evidence, and no panics on
-//! arbitrary input (the stable-toolchain counterpart of `fuzz/fuzz_targets/verify.rs`).
+//! arbitrary input (the stable-toolchain counterpart of `fuzz/fuzz_targets/signed_url_verify.rs`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -62,7 +62,7 @@ fn any_query() -> impl Strategy<Value = String> {
 }
 
 fn secret() -> impl Strategy<Value = Secret> {
-    "\\PC{1,24}".prop_map(Secret::new)
+    "\\PC{32,48}".prop_map(Secret::new)
 }
 
 proptest! {
@@ -154,4 +154,93 @@ proptest! {
         let now = UNIX_EPOCH.checked_add(Duration::from_secs(now)).unwrap_or(UNIX_EPOCH);
         let _ = signed_url::verify(&format!("{prefix}{rest}"), &Secret::new("k"), now);
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Only the canonical spelling of the credential is accepted.
+
+const LONG_SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+/// A signed path whose signature holds both `-` and `_` (so its standard-base64
+/// spelling differs), with the signature split out.
+fn signed_with_url_safe_chars() -> (String, String) {
+    let secret = Secret::new(LONG_SECRET);
+    for i in 0..10_000 {
+        let url = signed_url::sign_at(
+            &format!("/media/a.mp4?n={i}"),
+            &secret,
+            Duration::from_secs(60),
+            at(NOW),
+        )
+        .unwrap();
+        let sig = url.split("sig=").nth(1).unwrap().split('&').next().unwrap();
+        if sig.contains('-') && sig.contains('_') {
+            return (url.clone(), sig.to_string());
+        }
+    }
+    unreachable!("one in a few signatures holds both characters")
+}
+
+#[test]
+fn the_standard_base64_spelling_of_a_signature_is_refused() {
+    let secret = Secret::new(LONG_SECRET);
+    let (url, sig) = signed_with_url_safe_chars();
+    assert!(signed_url::verify(&url, &secret, at(NOW)).is_ok());
+    let standard = sig.replace('-', "+").replace('_', "/");
+    for spelled in [
+        standard.replace('+', "%2B").replace('/', "%2F"),
+        standard.clone(),
+        format!("{sig}="),
+        format!("{sig}%3D"),
+        // The canonical characters, percent-encoded.
+        sig.replace('-', "%2D"),
+        format!("%{:02X}{}", sig.as_bytes()[0], &sig[1..]),
+    ] {
+        let forged = url.replace(&format!("sig={sig}"), &format!("sig={spelled}"));
+        assert_ne!(forged, url);
+        assert!(
+            signed_url::verify(&forged, &secret, at(NOW)).is_err(),
+            "{forged} verified"
+        );
+    }
+}
+
+#[test]
+fn duplicate_sig_or_exp_parameters_are_refused() {
+    let secret = Secret::new(LONG_SECRET);
+    let (url, sig) = signed_with_url_safe_chars();
+    let (path, query) = url.split_once('?').unwrap();
+    let exp = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("exp="))
+        .unwrap();
+    let dup = |extra_first: &str| format!("{path}?{extra_first}&{query}");
+    for (forged, what) in [
+        (dup("sig=AAAA"), "sig"),
+        (dup(&format!("sig={sig}")), "sig"),
+        (dup("s%69g=AAAA"), "sig"),
+        (dup("exp=1"), "exp"),
+        (dup(&format!("exp={exp}")), "exp"),
+        (format!("{url}&sig={sig}"), "sig"),
+    ] {
+        match signed_url::verify(&forged, &secret, at(NOW)) {
+            Err(VerifyError::Malformed(m)) => {
+                assert!(m.as_str().contains(what), "{forged}: {m}")
+            }
+            other => panic!("{forged}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn signing_refuses_secrets_shorter_than_32_bytes() {
+    for short in ["", "s3cr3t", &LONG_SECRET[..31]] {
+        let e = signed_url::sign("/v", &Secret::new(short), Duration::from_secs(60)).unwrap_err();
+        assert_eq!(e.kind(), cloud_atlas::ErrorKind::Validation);
+        assert!(e.to_string().contains("32 bytes"), "{e}");
+        assert!(!short.is_empty() && !e.to_string().contains(short) || short.is_empty());
+    }
+    assert!(signed_url::sign("/v", &Secret::new(LONG_SECRET), Duration::from_secs(60)).is_ok());
+    // 32 bytes, not 32 characters: 11 three-byte characters are 33 bytes.
+    assert!(signed_url::sign("/v", &Secret::new("✓".repeat(11)), Duration::from_secs(60)).is_ok());
 }

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use cloud_atlas::auth::Secret;
 use cloud_atlas::fly::tokens::{
-    run_storage_conformance, FileTokenStore, MemoryTokenStore, StoredToken, TokenResolver,
-    TokenSlot, TokenSource, TokenStore, CACHE_FILE, MANUAL_FILE,
+    FileTokenStore, MemoryTokenStore, StoredToken, TokenResolver, TokenSlot, TokenSource,
+    TokenStore, CACHE_FILE, MANUAL_FILE,
 };
 use cloud_atlas::fly::{FlyAuth, Flyctl};
+use cloud_atlas::testing::run_token_store_conformance;
 use cloud_atlas::ErrorKind;
 
 struct Env {
@@ -85,7 +86,7 @@ fn mode(p: &Path) -> u32 {
 
 #[tokio::test]
 async fn conformance_memory_store() {
-    run_storage_conformance(&MemoryTokenStore::new())
+    run_token_store_conformance(&MemoryTokenStore::new())
         .await
         .unwrap();
 }
@@ -93,14 +94,13 @@ async fn conformance_memory_store() {
 #[tokio::test]
 async fn conformance_file_store_and_permissions() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("fly-tokens");
-    // A pre-existing, too-open folder is made private.
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A folder the store creates is private, and so is every parent it creates.
+    let dir = tmp.path().join("home").join("fly-tokens");
     let store = FileTokenStore::new(&dir);
-    run_storage_conformance(&store).await.unwrap();
+    run_token_store_conformance(&store).await.unwrap();
     // Conformance removed its entries, leaving both files.
     assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&tmp.path().join("home")), 0o700);
     assert_eq!(mode(&dir.join(CACHE_FILE)), 0o600);
     assert_eq!(mode(&dir.join(MANUAL_FILE)), 0o600);
     // A store reopened on the folder sees what the first wrote.
@@ -116,12 +116,34 @@ async fn conformance_file_store_and_permissions() {
             .token,
         t.token
     );
-    // No temporary files are left behind.
-    let names: Vec<String> = std::fs::read_dir(&dir)
+    // No temporary files are left behind: the two files and their lock files.
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names.len(), 2, "{names:?}");
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            ".cache.json.lock",
+            ".manual.json.lock",
+            CACHE_FILE,
+            MANUAL_FILE
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_existing_folder_keeps_the_mode_its_owner_gave_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("fly-tokens");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let store = FileTokenStore::new(&dir);
+    let t = StoredToken::new(Secret::new("FlyV1 fm2_x"), TokenSource::Manual);
+    store.save(TokenSlot::Manual, "app", &t).await.unwrap();
+    assert_eq!(mode(&dir), 0o755);
+    assert_eq!(mode(&dir.join(MANUAL_FILE)), 0o600);
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! `atlas token …` (preshared bearer tokens) and `atlas url …` (signed URLs).
 //!
 //! Secrets and tokens are read from an env var or stdin, never from argv, so they
-//! stay out of shell history and `ps`. When the token or URL is not valid, `verify`
+//! stay out of shell history and `ps`. Only the first line of stdin is read, at most
+//! 64 KiB of it. `url sign` asks for a secret of at least 32 bytes. When the token or URL is not valid, `verify`
 //! fails with an `Unauthorized` error naming the reason (`error: …` on stderr), which
 //! the CLI's exit-code table turns into exit code 3.
 
@@ -11,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::{Args, Subcommand};
 use cloud_atlas::auth::signed_url::{self, VerifyError};
 use cloud_atlas::auth::{token, Secret, SIGNING_SECRET_ENV};
+use cloud_atlas::files;
 use cloud_atlas::{Error, ErrorKind, Result};
 
 use crate::output::Format;
@@ -218,13 +220,11 @@ impl SecretSource {
     }
 }
 
-/// The first line of stdin without its line ending; empty is an error.
+/// The first line of stdin without its line ending (at most 64 KiB); empty is an error.
 fn read_line(stdin: &mut dyn BufRead, what: &str) -> Result<Secret> {
-    let mut line = String::new();
-    stdin
-        .read_line(&mut line)
+    let line = files::read_first_line(stdin, files::MAX_SECRET_BYTES)
         .map_err(|e| Error::validation("stdin", format!("cannot read the {what}: {e}")))?;
-    let value = line.trim_end_matches(['\n', '\r']);
+    let value = line.as_str();
     if value.is_empty() {
         return Err(Error::validation(
             "stdin",
@@ -352,7 +352,7 @@ mod tests {
 
     #[test]
     fn url_sign_and_verify_with_env_or_stdin_secret() {
-        let env = [("POD_SECRET", "s3cr3t")];
+        let env = [("POD_SECRET", "s3cr3t-0123456789abcdef-0123456789")];
         let args = [
             "url",
             "sign",
@@ -366,7 +366,7 @@ mod tests {
         let (res, out) = run(
             &["url", "verify", signed, "--secret-stdin"],
             Format::Table,
-            "s3cr3t\n",
+            "s3cr3t-0123456789abcdef-0123456789\n",
             &[],
         );
         res.unwrap();
@@ -374,7 +374,7 @@ mod tests {
         let (res, out) = run(
             &["url", "verify", signed, "--secret-stdin"],
             Format::Json,
-            "s3cr3t\n",
+            "s3cr3t-0123456789abcdef-0123456789\n",
             &[],
         );
         res.unwrap();

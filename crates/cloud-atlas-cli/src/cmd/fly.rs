@@ -23,20 +23,27 @@
 //! | `fly token get`, `refresh`, `set` | `{"app", "source", "origin", "fingerprint", "obtained_at", "expires_at"}`, plus `"token"` only with `--reveal` |
 //! | `fly token invalidate` | `{"app", "invalidated": true}` |
 //!
+//! Lines of one stream keep their order exactly. Between stdout and stderr the order
+//! is the order atlas read them: two pipes carry no order between them, so lines that
+//! `fly` wrote to both within one scheduling tick may come either way round.
+//!
 //! # Exit codes
 //!
 //! `fly deploy` exits with the deploy's own exit code (0 when it succeeded), `124` when a
-//! timer stopped it (as `timeout(1)`) and `130` when interrupted with Ctrl-C (the `fly`
-//! process group is stopped first). Errors before `fly` starts (bad folder or app, `fly`
+//! timer stopped it (as `timeout(1)`), and `128 + n` when signal `n` stopped it: `130`
+//! for Ctrl-C (SIGINT), `143` for SIGTERM, `129` for SIGHUP (the terminal went away).
+//! `fly` runs in its own process group, so these signals do not reach it: atlas stops
+//! the whole group first (SIGTERM, then SIGKILL after a grace period), then exits. Errors before `fly` starts (bad folder or app, `fly`
 //! not installed: exit 4) use the usual table. `fly logs --follow` ends with 0 on Ctrl-C.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use cloud_atlas::auth::Secret;
+use cloud_atlas::files;
 use cloud_atlas::fly::logs::{
     LogEntry, LogEvent, LogQuery, LogStreamer, LogsClientBuilder, StreamerOptions, SubscribeOptions,
 };
@@ -51,11 +58,10 @@ use serde::Serialize;
 
 use crate::context::Context;
 use crate::output::{to_json, Format, Out};
+use crate::signal::{Sig, Signals};
 
 /// Exit code of a deploy stopped by one of its timers (as `timeout(1)`).
 const EXIT_TIMED_OUT: u8 = 124;
-/// Exit code of a deploy interrupted with Ctrl-C (128 + SIGINT).
-const EXIT_INTERRUPTED: u8 = 130;
 /// Batches a `logs --follow` subscriber may have queued before it counts as too slow.
 const FOLLOW_CAPACITY: usize = 1024;
 
@@ -205,19 +211,20 @@ async fn deploy(ctx: &Context, a: DeployArgs) -> Result<ExitCode> {
         .with_flyctl(Flyctl::from_config(&ctx.config))
         .with_activity_timeout(activity)
         .with_stream_timeout(cap);
-    // Before fly starts: it runs in its own process group, so Ctrl-C reaches only us
-    // and we must stop it.
-    let ctrl_c = ctrl_c()?;
-    tokio::pin!(ctrl_c);
+    // Before fly starts: it runs in its own process group, so Ctrl-C, SIGTERM and
+    // SIGHUP reach only us and we must stop it.
+    let mut signals = Signals::install_with_hangup()?;
     let mut stream = stream_deploy(&a.path, a.app.as_deref(), &opts).await?;
     let format = ctx.out.format();
     let mut collected = Vec::new();
     let mut interrupted = false;
+    let mut signal: Option<Sig> = None;
     loop {
         let line = tokio::select! {
             l = stream.next_line() => l,
-            _ = &mut ctrl_c => {
+            sig = signals.recv() => {
                 interrupted = true;
+                signal = Some(sig);
                 break;
             }
         };
@@ -258,14 +265,20 @@ async fn deploy(ctx: &Context, a: DeployArgs) -> Result<ExitCode> {
         }
     }
     if interrupted {
+        // No signal: our reader went away (a closed pipe), as good as Ctrl-C.
+        let sig = signal.unwrap_or(Sig::Int);
+        let how = match sig {
+            Sig::Int => "interrupted".to_string(),
+            other => format!("stopped by {}", other.name()),
+        };
         write_line(
             OutputStream::Stderr,
             &format!(
-                "error: deploy of {} interrupted; the fly process group was stopped",
+                "error: deploy of {} {how}; the fly process group was stopped",
                 outcome.app
             ),
         );
-        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        return Ok(ExitCode::from(u8::try_from(sig.code()).unwrap_or(1)));
     }
     let code = match outcome.status {
         DeployStatus::Succeeded => 0,
@@ -513,7 +526,7 @@ fn token_table(out: &Out, t: &TokenInfo) -> String {
     out.kv_table(rows).to_string()
 }
 
-/// The token for `token set`: all of stdin, trimmed; one line.
+/// The token for `token set`: all of stdin (at most 64 KiB), trimmed; one line.
 fn read_token_from_stdin() -> Result<Secret> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
@@ -522,11 +535,10 @@ fn read_token_from_stdin() -> Result<Secret> {
             "paste the token, then press Enter and Ctrl-D:",
         );
     }
-    let mut s = String::new();
-    stdin
-        .lock()
-        .read_to_string(&mut s)
+    let bytes = files::read_limited(stdin.lock(), files::MAX_SECRET_BYTES)
         .map_err(|e| Error::validation("token", format!("cannot read stdin: {e}")))?;
+    let s = String::from_utf8(bytes)
+        .map_err(|_| Error::validation("token", "stdin is not UTF-8 text"))?;
     let token = Secret::new(s.trim());
     if token.expose().is_empty() {
         return Err(Error::validation(

@@ -1,10 +1,10 @@
 //! `atlas job …`: serverless jobs. A job id means nothing without its endpoint, so every
 //! command that takes an id requires `--endpoint` (a usage error otherwise, exit 2).
 
-use std::io::Read;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use cloud_atlas::files;
 use cloud_atlas::spec::EndpointHealth;
 use cloud_atlas::{Error, ErrorKind, Job, JobRequest, JobStatus, Provider, Result};
 use comfy_table::Cell;
@@ -167,14 +167,17 @@ fn request(a: &RunArgs) -> Result<JobRequest> {
 fn parse_input(arg: &str) -> Result<serde_json::Value> {
     let (text, from) = match arg.strip_prefix('@') {
         Some("-") => {
-            let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
+            let b = files::read_limited(std::io::stdin().lock(), files::MAX_DOCUMENT_BYTES)
+                .and_then(|b| {
+                    String::from_utf8(b).map_err(|_| {
+                        std::io::Error::new(std::io::ErrorKind::InvalidData, "not valid UTF-8")
+                    })
+                })
                 .map_err(|e| Error::validation("input", format!("cannot read stdin: {e}")))?;
-            (s, "stdin".to_string())
+            (b, "stdin".to_string())
         }
         Some(path) => {
-            let s = std::fs::read_to_string(path)
+            let s = files::read_file_to_string(path.as_ref(), files::MAX_DOCUMENT_BYTES)
                 .map_err(|e| Error::validation("input", format!("cannot read {path}: {e}")))?;
             (s, path.to_string())
         }

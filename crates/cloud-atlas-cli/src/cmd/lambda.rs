@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use cloud_atlas::files;
 use cloud_atlas::providers::lambda::{FileSystem, Lambda, LambdaBuilder, SshKey};
 use cloud_atlas::{Error, Result};
 use comfy_table::Cell;
@@ -149,12 +150,14 @@ async fn ssh_keys(ctx: &Context, l: &Lambda, command: SshKeysCommand) -> Result<
         }
         SshKeysCommand::Add(a) => {
             let public = match &a.public_key_file {
-                Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
-                    Error::validation(
-                        "public_key_file",
-                        format!("cannot read {}: {e}", p.display()),
-                    )
-                })?),
+                Some(p) => Some(
+                    files::read_file_to_string(p, files::MAX_SECRET_BYTES).map_err(|e| {
+                        Error::validation(
+                            "public_key_file",
+                            format!("cannot read {}: {e}", p.display()),
+                        )
+                    })?,
+                ),
                 None => None,
             };
             let mut key = l.ssh_keys().add(&a.name, public.as_deref()).await?;

@@ -2,8 +2,9 @@
 //! test's own folder, and what one run produced.
 #![allow(dead_code, unreachable_pub)]
 
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
@@ -22,6 +23,28 @@ pub fn atlas(dir: &Path, args: &[&str]) -> Command {
         .env("ATLAS_HOME", dir.join("data"))
         .env("ATLAS_CONFIG", dir.join("atlas.toml"));
     c
+}
+
+/// Start `cmd` with `input` on its stdin (then closed) and stdout/stderr piped.
+pub fn spawn_with_stdin(cmd: &mut Command, input: &str) -> Child {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child
+}
+
+/// Run `cmd` to the end with `input` on its stdin.
+pub fn run_with_stdin(cmd: &mut Command, input: &str) -> Run {
+    Run::from(spawn_with_stdin(cmd, input).wait_with_output().unwrap())
 }
 
 /// What one invocation produced.

@@ -511,7 +511,7 @@ mod tests {
 
     #[tokio::test]
     async fn signed_outcomes() {
-        let secret = Secret::new("sig-secret");
+        let secret = Secret::new("sig-secret-0123456789abcdef-0123456");
         let l = SignedUrlLayer::new(secret.clone()).unwrap();
         let good = signed_url::sign("/m?a=1", &secret, Duration::from_secs(60)).unwrap();
         assert_eq!(call(&l, get(&good, None)).await.status(), 200);
@@ -532,7 +532,7 @@ mod tests {
 
     #[tokio::test]
     async fn either_outcomes() {
-        let secret = Secret::new("sig-secret");
+        let secret = Secret::new("sig-secret-0123456789abcdef-0123456");
         let l = PresharedOrSignedLayer::new(Secret::new("k-123"), secret.clone()).unwrap();
         let good = signed_url::sign("/m?a=1", &secret, Duration::from_secs(60)).unwrap();
         assert_eq!(

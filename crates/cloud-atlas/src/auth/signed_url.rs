@@ -23,15 +23,25 @@
 //! Verification recomputes the signature and compares it in constant time; expiry is
 //! checked before the signature. A URL is valid up to and including its `exp` second.
 //!
+//! # Strictness
+//! - `sig` must be spelled exactly as signing writes it: 43 characters of the base64url
+//!   alphabet, no padding, no percent-escapes, no standard-base64 `+`/`/`. Another
+//!   spelling of the same bytes is refused ([`Malformed::InvalidSig`]), so one
+//!   signature has one URL form.
+//! - A URL carrying `sig` or `exp` more than once is refused ([`Malformed::DuplicateSig`],
+//!   [`Malformed::DuplicateExp`]) instead of letting the last one win.
+//! - [`sign`] refuses secrets shorter than [`MIN_SECRET_BYTES`]. [`verify`] accepts any
+//!   non-empty secret, so URLs signed elsewhere with a shorter one still verify.
+//!
 //! # Caveats
 //! - Scheme, host and port are not signed (a pod sees only its path and query), so a
 //!   URL for one pod verifies on another pod that shares its secret: use one secret per pod.
 //! - URLs are parsed with the WHATWG rules of the `url` crate, as a browser does: the
 //!   path is normalized (`/a/../b` → `/b`, spaces → `%20`) before it is signed, so the
 //!   signature covers the path the browser will actually send.
-//! - Equivalent encodings of the same parameters (`%2f` and `%2F`, `+` and `%20`, any
-//!   parameter order) verify alike: the signature covers what the server decodes, not
-//!   the spelling.
+//! - Equivalent encodings of the same parameters other than `sig` (`%2f` and `%2F`, `+`
+//!   and `%20`, any parameter order) verify alike: the signature covers what the server
+//!   decodes, not the spelling.
 //! - A `%` not followed by two hex digits is kept literally (WHATWG), so it signs as `%25`.
 //!
 //! # Examples
@@ -39,7 +49,7 @@
 //! use std::time::{Duration, SystemTime};
 //! use cloud_atlas::auth::{signed_url, Secret};
 //!
-//! let secret = Secret::new("per-pod-secret");
+//! let secret = Secret::new("per-pod-secret-of-at-least-32-bytes");
 //! let url = signed_url::sign("https://pod.example/media/a.mp4?w=640", &secret, Duration::from_secs(3600))?;
 //! assert!(signed_url::verify(&url, &secret, SystemTime::now()).is_ok());
 //! # Ok::<(), cloud_atlas::Error>(())
@@ -52,7 +62,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
 use url::Url;
 
 use super::secret::Secret;
@@ -62,6 +71,12 @@ use crate::error::{Error, Result};
 pub const EXP_PARAM: &str = "exp";
 /// Query parameter carrying the signature.
 pub const SIG_PARAM: &str = "sig";
+
+/// The shortest secret [`sign`] accepts, in bytes (HMAC-SHA256's output size).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Length of a canonical `sig`: 32 bytes in base64url without padding.
+const SIG_LEN: usize = 43;
 
 /// Placeholder origin used to parse a bare path-and-query (`/media/a.mp4?exp=…`).
 const PLACEHOLDER_ORIGIN: &str = "http://signed-url.invalid";
@@ -94,6 +109,12 @@ pub enum Malformed {
     InvalidExp,
     /// No `sig` parameter.
     MissingSig,
+    /// `exp` appears more than once.
+    DuplicateExp,
+    /// `sig` appears more than once.
+    DuplicateSig,
+    /// `sig` is not 43 characters of unpadded base64url, spelled without escapes.
+    InvalidSig,
 }
 
 impl Malformed {
@@ -104,6 +125,9 @@ impl Malformed {
             Malformed::MissingExp => "missing exp",
             Malformed::InvalidExp => "exp is not a decimal integer",
             Malformed::MissingSig => "missing sig",
+            Malformed::DuplicateExp => "duplicate exp",
+            Malformed::DuplicateSig => "duplicate sig",
+            Malformed::InvalidSig => "sig is not canonical unpadded base64url",
         }
     }
 }
@@ -144,7 +168,7 @@ pub struct Verified {
 ///
 /// # Errors
 /// [`ErrorKind::Validation`](crate::ErrorKind::Validation) when `url` cannot be parsed
-/// or the secret is empty.
+/// or the secret is shorter than [`MIN_SECRET_BYTES`].
 pub fn sign(url: &str, secret: &Secret, expires_in: Duration) -> Result<String> {
     sign_at(url, secret, expires_in, SystemTime::now())
 }
@@ -159,9 +183,24 @@ pub fn sign_at(
     expires_in: Duration,
     now: SystemTime,
 ) -> Result<String> {
-    if secret.expose().is_empty() {
-        return Err(Error::validation("secret", "must not be empty"));
+    if secret.expose().len() < MIN_SECRET_BYTES {
+        return Err(Error::validation(
+            "secret",
+            format!(
+                "must be at least {MIN_SECRET_BYTES} bytes (a spawn with signed-URL auth mints one; or use 32 random bytes, base64url)"
+            ),
+        ));
     }
+    sign_unchecked(url, secret, expires_in, now)
+}
+
+/// [`sign_at`] without the secret-length check (known-answer tests with short keys).
+fn sign_unchecked(
+    url: &str,
+    secret: &Secret,
+    expires_in: Duration,
+    now: SystemTime,
+) -> Result<String> {
     let mut parsed = ParsedUrl::parse(url).ok_or_else(|| {
         Error::validation(
             "url",
@@ -193,26 +232,68 @@ pub fn verify(
 ) -> std::result::Result<Verified, VerifyError> {
     let parsed = ParsedUrl::parse(url_or_path_and_query)
         .ok_or(VerifyError::Malformed(Malformed::Unparsable))?;
-    let mut params = parse_query(parsed.url.query().unwrap_or(""));
-    let exp_raw = params
-        .remove(EXP_PARAM.as_bytes())
-        .ok_or(VerifyError::Malformed(Malformed::MissingExp))?;
-    let exp = parse_exp(&exp_raw).ok_or(VerifyError::Malformed(Malformed::InvalidExp))?;
-    let sig = params
-        .remove(SIG_PARAM.as_bytes())
-        .ok_or(VerifyError::Malformed(Malformed::MissingSig))?;
+    let query = parsed.url.query().unwrap_or("");
+    let (mut exp_raw, mut sig_raw) = (None, None);
+    for (key, raw) in raw_pairs(query) {
+        let key = form_decode(key);
+        let (slot, duplicate) = if key == EXP_PARAM.as_bytes() {
+            (&mut exp_raw, Malformed::DuplicateExp)
+        } else if key == SIG_PARAM.as_bytes() {
+            (&mut sig_raw, Malformed::DuplicateSig)
+        } else {
+            continue;
+        };
+        if slot.replace(raw).is_some() {
+            return Err(VerifyError::Malformed(duplicate));
+        }
+    }
+    let exp_raw = exp_raw.ok_or(VerifyError::Malformed(Malformed::MissingExp))?;
+    let exp =
+        parse_exp(&form_decode(exp_raw)).ok_or(VerifyError::Malformed(Malformed::InvalidExp))?;
+    let sig_raw = sig_raw.ok_or(VerifyError::Malformed(Malformed::MissingSig))?;
+    let sig = decode_sig(sig_raw).ok_or(VerifyError::Malformed(Malformed::InvalidSig))?;
     if unix_secs(now) > exp {
         return Err(VerifyError::Expired { expired_at: exp });
     }
-    // The exp that is signed is the one the URL carries, byte for byte.
-    params.insert(EXP_PARAM.as_bytes().to_vec(), exp_raw);
-    let expected = signature(&parsed.path(), &params, secret);
-    let matches: bool = expected.as_bytes().ct_eq(&sig).into();
+    // The exp that is signed is the one the URL carries (decoded), byte for byte.
+    let mut params = parse_query(query);
+    params.remove(SIG_PARAM.as_bytes());
+    let matches = mac(&parsed.path(), &params, secret)
+        .verify_slice(&sig)
+        .is_ok();
     if matches && !secret.expose().is_empty() {
         Ok(Verified { expires_at: exp })
     } else {
         Err(VerifyError::BadSignature)
     }
+}
+
+/// A canonical `sig`: exactly [`SIG_LEN`] base64url characters as written (no escapes,
+/// no padding) that decode strictly (no stray trailing bits) to 32 bytes.
+fn decode_sig(raw: &[u8]) -> Option<Vec<u8>> {
+    if raw.len() != SIG_LEN
+        || !raw
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+    {
+        return None;
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw)
+        .ok()
+        .filter(|b| b.len() == 32)
+}
+
+/// The query's `key=value` pairs as written (key and value not decoded).
+fn raw_pairs(query: &str) -> impl Iterator<Item = (&[u8], &[u8])> {
+    query
+        .as_bytes()
+        .split(|b| *b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| match pair.iter().position(|b| *b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &[][..]),
+        })
 }
 
 /// The canonical string that is signed: `path?sorted-encoded-params`.
@@ -227,18 +308,9 @@ pub fn canonical_string(path: &str, params: &BTreeMap<Vec<u8>, Vec<u8>>) -> Stri
 /// Parse a query string as `application/x-www-form-urlencoded` into a sorted map of
 /// raw bytes, the last value of a repeated key winning.
 pub fn parse_query(query: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    for pair in query.as_bytes().split(|b| *b == b'&') {
-        if pair.is_empty() {
-            continue;
-        }
-        let (key, value) = match pair.iter().position(|b| *b == b'=') {
-            Some(i) => (&pair[..i], &pair[i + 1..]),
-            None => (pair, &[][..]),
-        };
-        out.insert(form_decode(key), form_decode(value));
-    }
-    out
+    raw_pairs(query)
+        .map(|(key, value)| (form_decode(key), form_decode(value)))
+        .collect()
 }
 
 /// Encode bytes as `application/x-www-form-urlencoded` per the canonical rule: space
@@ -283,12 +355,17 @@ fn encode_params(params: &BTreeMap<Vec<u8>, Vec<u8>>) -> String {
     out
 }
 
-fn signature(path: &str, params: &BTreeMap<Vec<u8>, Vec<u8>>, secret: &Secret) -> String {
+fn mac(path: &str, params: &BTreeMap<Vec<u8>, Vec<u8>>, secret: &Secret) -> Hmac<Sha256> {
     let canonical = canonical_string(path, params);
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
         .expect("HMAC accepts keys of any length");
     mac.update(canonical.as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    mac
+}
+
+fn signature(path: &str, params: &BTreeMap<Vec<u8>, Vec<u8>>, secret: &Secret) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(mac(path, params, secret).finalize().into_bytes())
 }
 
 /// Strict decimal: ASCII digits only, fits in `u64`.
@@ -355,8 +432,9 @@ mod tests {
         UNIX_EPOCH + Duration::from_secs(secs)
     }
 
+    /// A secret long enough for [`sign`].
     fn secret() -> Secret {
-        Secret::new("s3cr3t")
+        Secret::new("s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t")
     }
 
     /// Known-answer vectors. Expected values were computed independently with a
@@ -441,7 +519,8 @@ mod tests {
     #[test]
     fn known_answer_vectors_sign() {
         for (secret, input, now, exp_in, want) in VECTORS {
-            let got = sign_at(
+            // The vectors' secrets are short: the algorithm, not the length policy.
+            let got = sign_unchecked(
                 input,
                 &Secret::new(*secret),
                 Duration::from_secs(*exp_in),
@@ -465,7 +544,7 @@ mod tests {
         // What another signer may emit for vector 2: unsorted, `%20` for space,
         // lowercase hex. The signature covers the decoded parameters.
         let url = "/infer?sig=Lls4C2EbYsf0qtklg6q8awrE1HnlvoDnR0EKTr0WmgI&raw=x%20y&q=a%2bb&prompt=hello%20world&exp=1700000060";
-        assert!(verify(url, &secret(), at(1_700_000_000)).is_ok());
+        assert!(verify(url, &Secret::new("s3cr3t"), at(1_700_000_000)).is_ok());
     }
 
     #[test]
@@ -494,7 +573,8 @@ mod tests {
 
     #[test]
     fn expiry_is_checked_before_the_signature() {
-        let url = "/v?exp=5&sig=garbage";
+        let url = format!("/v?exp=5&sig={}", "A".repeat(43));
+        let url = url.as_str();
         assert_eq!(
             verify(url, &secret(), at(6)),
             Err(VerifyError::Expired { expired_at: 5 })
@@ -589,6 +669,13 @@ mod tests {
             m("/v?exp=10"),
             Err(VerifyError::Malformed(Malformed::MissingSig))
         );
+        for bad in ["abc", &"A".repeat(44), &format!("{}B", "A".repeat(42))] {
+            assert_eq!(
+                m(&format!("/v?exp=10&sig={bad}")),
+                Err(VerifyError::Malformed(Malformed::InvalidSig)),
+                "sig={bad}"
+            );
+        }
         assert_eq!(
             VerifyError::Malformed(Malformed::MissingSig).to_string(),
             "malformed signed URL: missing sig"
@@ -598,6 +685,7 @@ mod tests {
     #[test]
     fn empty_secret_is_refused_and_never_verifies() {
         let err = sign_at("/v", &Secret::new(""), Duration::from_secs(1), at(0)).unwrap_err();
+        assert!(err.to_string().contains("32 bytes"), "{err}");
         assert_eq!(err.kind(), crate::ErrorKind::Validation);
         // A URL signed with an empty key by someone else still fails here.
         let mut mac = Hmac::<Sha256>::new_from_slice(b"").unwrap();

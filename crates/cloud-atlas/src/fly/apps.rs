@@ -138,7 +138,8 @@ pub fn discover_apps(root: impl AsRef<Path>, max_depth: usize) -> Result<Discove
 /// A one-line reason when the file cannot be read, is not valid TOML, or its
 /// `app` is missing, empty, not a string or not a valid app name.
 pub fn read_app(path: &Path) -> std::result::Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
+    let text = crate::files::read_file_to_string(path, crate::files::MAX_CONFIG_BYTES)
+        .map_err(|e| format!("cannot read: {e}"))?;
     app_from_toml(&text)
 }
 

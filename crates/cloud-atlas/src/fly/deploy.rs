@@ -204,7 +204,8 @@ pub struct DeployOutcome {
 pub struct DeployReport {
     /// How it ended.
     pub outcome: DeployOutcome,
-    /// stdout and stderr interleaved in arrival order, one line each.
+    /// stdout and stderr interleaved in the order they were read, one line each
+    /// (exact within each stream; see [`DeployLine`]).
     pub output: String,
 }
 
@@ -219,6 +220,10 @@ pub enum OutputStream {
 }
 
 /// One line of deploy output.
+///
+/// Lines of one stream arrive in the order `fly` wrote them. Between stdout and
+/// stderr the order is the order they were read: two pipes carry no order between
+/// them, so lines written to both within one scheduling tick may come either way round.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeployLine {
     /// Where it came from.

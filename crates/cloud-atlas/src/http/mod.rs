@@ -570,7 +570,7 @@ impl<'a> ApiRequest<'a> {
                 };
                 let wait = wait.unwrap_or(next);
                 let elapsed = started.elapsed();
-                if elapsed + wait > self.api.retry.retry_timeout {
+                if elapsed.saturating_add(wait) > self.api.retry.retry_timeout {
                     tracing::Span::current().record("error.type", err.kind().as_str());
                     return Err(self.context(err.with_message_suffix(&format!(
                         "after {retries} retries in {:.1}s (retry budget {}s)",

@@ -304,8 +304,8 @@ impl Mock {
         )
     }
 
-    /// A mock cloud persisted in the SQLite file at `path` (created if missing,
-    /// its folder 0700), shared with every other process that opens it.
+    /// A mock cloud persisted in the SQLite file at `path` (created 0600 if missing,
+    /// its folder 0700 when created), shared with every other process that opens it.
     ///
     /// # Errors
     /// `Unknown` when the file cannot be opened.
@@ -315,6 +315,7 @@ impl Mock {
         if let Some(dir) = path.parent() {
             crate::config::ensure_private_dir(dir)?;
         }
+        crate::files::create_private_file(path)?;
         let conn = rusqlite::Connection::open(path).map_err(|e| sqlite_err(path, e))?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(|e| sqlite_err(path, e))?;

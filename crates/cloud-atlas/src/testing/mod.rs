@@ -1,4 +1,5 @@
-//! The provider conformance suite (feature `testing`).
+//! The conformance suites (feature `testing`): providers, and with feature `fly` the
+//! Fly token stores ([`run_token_store_conformance`]).
 //!
 //! **Not a stable API**: cases and options change as the contract grows.
 //!
@@ -58,6 +59,8 @@
 mod cases;
 mod fixture;
 mod guarded;
+#[cfg(feature = "fly")]
+mod token_store;
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
@@ -71,6 +74,8 @@ pub use cases::{
 };
 pub use fixture::{Cleanup, Fixture, NAME_PREFIX};
 pub use guarded::Guarded;
+#[cfg(feature = "fly")]
+pub use token_store::{run_token_store_conformance, TokenStoreConformanceFailure};
 
 use crate::provider::Provider;
 use crate::spec::Gpu;

@@ -8,6 +8,11 @@
 //! servers answer with NDJSON, one attributes object per line; that is accepted too,
 //! with the cursor taken as the newest timestamp + 1 ns.
 //!
+//! Entries come in two shapes, both read wherever an entry can appear (page
+//! attributes, NDJSON lines, a single object): the flat one above, and the nested one
+//! of Fly's NATS log messages and ExAtlas's NDJSON — `{"timestamp", "message", "fly":
+//! {"app": {"instance", "name"}, "region"}, "log": {"level"}, "event": {"provider"}}`.
+//!
 //! Malformed entries (no object, no message, no parseable timestamp) are skipped and
 //! counted in [`LogPage::skipped`]; they never fail a page.
 
@@ -120,8 +125,16 @@ pub fn parse_page(app: &str, body: &str) -> LogPage {
             if get_ci(&doc, "data").is_some() || get_ci(&doc, "meta").is_some() {
                 return parse_jsonapi(app, &doc);
             }
-            // A single NDJSON line.
-            return parse_ndjson(app, trimmed);
+            // One entry: a single NDJSON line, or one pretty-printed object.
+            let mut page = LogPage::default();
+            match ndjson_entry(app, &doc) {
+                Some(e) => {
+                    page.next_token = Some(e.timestamp_nanos().saturating_add(1).to_string());
+                    page.entries.push(e);
+                }
+                None => page.skipped = 1,
+            }
+            return page;
         }
     }
     parse_ndjson(app, body)
@@ -161,14 +174,9 @@ fn parse_ndjson(app: &str, body: &str) -> LogPage {
         if line.is_empty() {
             continue;
         }
-        let parsed = serde_json::from_str::<Value>(line).ok().and_then(|v| {
-            let o = v.as_object()?;
-            // Accept `{"attributes": …}` wrappers as well as bare attribute objects.
-            match get_ci(o, "attributes").and_then(Value::as_object) {
-                Some(a) => entry_from_attributes(app, a, get_ci(o, "id").and_then(scalar_string)),
-                None => entry_from_attributes(app, o, None),
-            }
-        });
+        let parsed = serde_json::from_str::<Value>(line)
+            .ok()
+            .and_then(|v| ndjson_entry(app, v.as_object()?));
         match parsed {
             Some(e) => page.entries.push(e),
             None => page.skipped += 1,
@@ -183,7 +191,20 @@ fn parse_ndjson(app: &str, body: &str) -> LogPage {
     page
 }
 
+/// One NDJSON object: `{"attributes": …}` wrappers as well as bare attribute objects.
+fn ndjson_entry(app: &str, o: &Map<String, Value>) -> Option<LogEntry> {
+    match get_ci(o, "attributes").and_then(Value::as_object) {
+        Some(a) => entry_from_attributes(app, a, get_ci(o, "id").and_then(scalar_string)),
+        None => entry_from_attributes(app, o, None),
+    }
+}
+
 /// Build an entry from a JSON:API `attributes` object (keys matched case-insensitively).
+///
+/// Two shapes are read: the flat one (`level`, `region`, `instance` at the top, or
+/// `region`/`instance` under `meta`, provider under `meta.event`) and the nested one of
+/// Fly's NATS log messages (`log.level`, `fly.region`, `fly.app.instance`, provider
+/// under `event`). A non-empty flat field wins over a nested one.
 fn entry_from_attributes(
     app: &str,
     a: &Map<String, Value>,
@@ -192,31 +213,39 @@ fn entry_from_attributes(
     let message = get_ci(a, "message")?.as_str()?.to_string();
     let ts = get_ci(a, "timestamp")?.as_str()?;
     let timestamp = DateTime::parse_from_rfc3339(ts).ok()?.with_timezone(&Utc);
-    let meta = get_ci(a, "meta").and_then(Value::as_object);
-    let from_meta = |k: &str| meta.and_then(|m| get_ci(m, k)).and_then(scalar_string);
-    let text = |k: &str| get_ci(a, k).and_then(scalar_string);
-    let provider = meta
-        .and_then(|m| get_ci(m, "event"))
-        .and_then(Value::as_object)
-        .and_then(|e| get_ci(e, "provider"))
-        .and_then(scalar_string)
-        .filter(|s| !s.is_empty());
+    // The first non-empty string or number found at one of `paths`.
+    let first = |paths: &[&[&str]]| {
+        paths.iter().find_map(|p| {
+            at_path(a, p)
+                .and_then(scalar_string)
+                .filter(|s| !s.is_empty())
+        })
+    };
     Some(LogEntry {
         id,
         timestamp,
         message,
-        level: text("level").unwrap_or_default(),
-        region: text("region")
-            .filter(|s| !s.is_empty())
-            .or_else(|| from_meta("region"))
-            .unwrap_or_default(),
-        instance: text("instance")
-            .filter(|s| !s.is_empty())
-            .or_else(|| from_meta("instance"))
-            .unwrap_or_default(),
+        level: first(&[&["level"], &["log", "level"]]).unwrap_or_default(),
+        region: first(&[&["region"], &["meta", "region"], &["fly", "region"]]).unwrap_or_default(),
+        instance: first(&[
+            &["instance"],
+            &["meta", "instance"],
+            &["fly", "app", "instance"],
+        ])
+        .unwrap_or_default(),
         app: app.to_string(),
-        provider,
+        provider: first(&[&["meta", "event", "provider"], &["event", "provider"]]),
     })
+}
+
+/// The value at `path` through nested objects (keys matched case-insensitively).
+fn at_path<'a>(o: &'a Map<String, Value>, path: &[&str]) -> Option<&'a Value> {
+    let (last, parents) = path.split_last()?;
+    let mut cur = o;
+    for k in parents {
+        cur = get_ci(cur, k)?.as_object()?;
+    }
+    get_ci(cur, last)
 }
 
 fn get_ci<'a>(o: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
@@ -273,6 +302,68 @@ mod tests {
             .timestamp_nanos_opt()
             .unwrap();
         assert_eq!(p.next_token, Some((newest + 1).to_string()));
+    }
+
+    const NESTED: &str =
+        include_str!("../../../tests/fixtures/fly/samples/nats-log-message.constructed.json");
+
+    fn assert_nested_fields(e: &LogEntry) {
+        assert_eq!(e.message, "Listening on 0.0.0.0:8080");
+        assert_eq!(e.level, "info");
+        assert_eq!(e.region, "ord");
+        assert_eq!(e.instance, "3d8d9014b32d89");
+        assert_eq!(e.provider.as_deref(), Some("app"));
+        assert_eq!(e.timestamp_nanos(), 1779235200123456789);
+    }
+
+    #[test]
+    fn nested_shape_as_a_document_as_ndjson_and_inside_a_jsonapi_page() {
+        // The sample as it is: one pretty-printed object.
+        let p = parse_page("my-app", NESTED);
+        assert_eq!((p.entries.len(), p.skipped), (1, 0), "{p:?}");
+        assert_nested_fields(&p.entries[0]);
+
+        // NDJSON: nested lines, flat lines and a bad line mixed.
+        let line: Value = serde_json::from_str(NESTED).unwrap();
+        let flat = r#"{"timestamp":"2026-05-20T00:00:01Z","message":"flat","level":"warn","region":"ams","instance":"m2"}"#;
+        let body = format!("{line}\n{flat}\nnot json\n{line}\n");
+        let p = parse_page("my-app", &body);
+        assert_eq!((p.entries.len(), p.skipped), (3, 1), "{p:?}");
+        assert_nested_fields(&p.entries[0]);
+        assert_nested_fields(&p.entries[2]);
+        assert_eq!(
+            (p.entries[1].level.as_str(), p.entries[1].region.as_str()),
+            ("warn", "ams")
+        );
+
+        // A JSON:API page whose attributes have the nested shape.
+        let page = format!(
+            r#"{{"data":[{{"id":"1779235200123456789","attributes":{line}}}],"meta":{{"next_token":"1779235200123456790"}}}}"#
+        );
+        let p = parse_page("my-app", &page);
+        assert_eq!((p.entries.len(), p.skipped), (1, 0), "{p:?}");
+        assert_nested_fields(&p.entries[0]);
+        assert_eq!(p.next_token.as_deref(), Some("1779235200123456790"));
+    }
+
+    #[test]
+    fn flat_fields_win_over_nested_ones_and_odd_nesting_is_ignored() {
+        let body = r#"{"timestamp":"2026-05-20T00:00:00Z","message":"m","level":"error","region":"fra","instance":"i1","fly":{"app":{"instance":"other"},"region":"ord"},"log":{"level":"info"}}
+{"timestamp":"2026-05-20T00:00:00Z","message":"m","fly":"not an object","log":7}
+{"timestamp":"2026-05-20T00:00:00Z","message":"m","fly":{"app":[1],"region":{"x":1}},"log":{"level":null}}"#;
+        let p = parse_page("a", body);
+        assert_eq!(p.entries.len(), 3, "{p:?}");
+        let e = &p.entries[0];
+        assert_eq!(
+            (e.level.as_str(), e.region.as_str(), e.instance.as_str()),
+            ("error", "fra", "i1")
+        );
+        for e in &p.entries[1..] {
+            assert_eq!(
+                (e.level.as_str(), e.region.as_str(), e.instance.as_str()),
+                ("", "", "")
+            );
+        }
     }
 
     #[test]

@@ -1,18 +1,22 @@
 //! The default token store: two JSON files, 0600, in a 0700 folder.
 //!
 //! `<dir>/cache.json` holds [`TokenSlot::Cache`], `<dir>/manual.json` holds
-//! [`TokenSlot::Manual`]; both are `{"version":1,"tokens":{"<app>":{…}}}`. Every write
-//! goes to a fresh 0600 temporary file in the same folder, is flushed to disk and
-//! renamed over the old file, so a crash leaves either the old or the new content.
-//! Writes within one process are serialised per file; several processes sharing one
-//! folder may lose each other's concurrent writes (last rename wins).
+//! [`TokenSlot::Manual`]; both are `{"version":1,"tokens":{"<app>":{…}}}`.
+//!
+//! Every change is a read-modify-write under an exclusive lock on a side file
+//! (`<dir>/.cache.json.lock`, `<dir>/.manual.json.lock`) that every process using the
+//! folder takes, so concurrent writers from any number of processes lose nothing. The
+//! new version goes to a fresh 0600 temporary file in the same folder, is flushed to
+//! disk and renamed over the old file ([`crate::files::replace`]), so readers — who
+//! take no lock — and a crash mid-write see the old or the new content, never a torn
+//! file. Temporary files left by a writer that died are removed by the next writer.
 //!
 //! A damaged `cache.json` is rebuilt (its tokens can be acquired again). A damaged
 //! `manual.json` is left exactly as it is and every call touching the manual slot
 //! fails with a `Validation` error naming the file, until the operator fixes it.
+//! Files over [`MAX_STATE_BYTES`](crate::files::MAX_STATE_BYTES) count as damaged.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -20,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::storage::{StoredToken, TokenSlot, TokenStore};
 use crate::config::{ensure_private_dir, Config};
 use crate::error::{Error, ErrorKind, Result};
+use crate::files::{self, FileLock};
 
 /// Folder name under the data directory.
 pub const TOKEN_DIR: &str = "fly-tokens";
@@ -80,30 +85,64 @@ impl FileTokenStore {
         }
     }
 
+    /// The slot's document as it is now (no lock: files are only ever replaced whole).
     async fn read(&self, slot: TokenSlot) -> Result<FileDoc> {
         let path = self.file(slot);
-        let dir = self.dir.clone();
-        blocking(move || read_doc(&dir, &path, slot)).await
+        let first = {
+            let path = path.clone();
+            blocking(move || read_doc(&path)).await?
+        };
+        match first {
+            Ok(doc) => Ok(doc),
+            // Rebuilding the cache is a write: it goes through the lock.
+            Err(_) if slot == TokenSlot::Cache => Ok(FileDoc {
+                version: FORMAT_VERSION,
+                tokens: self.modify(slot, |_| false).await?,
+            }),
+            Err(why) => Err(damaged_manual(&path, &why)),
+        }
     }
 
-    async fn write(&self, slot: TokenSlot, doc: FileDoc) -> Result<()> {
-        let path = self.file(slot);
-        let dir = self.dir.clone();
-        blocking(move || write_doc(&dir, &path, &doc)).await
-    }
-
+    /// Read-modify-write of one slot under the in-process mutex and the cross-process
+    /// file lock; `f` says whether it changed anything. Returns the tokens afterwards.
     async fn modify(
         &self,
         slot: TokenSlot,
-        f: impl FnOnce(&mut BTreeMap<String, StoredToken>) -> bool,
-    ) -> Result<()> {
+        f: impl FnOnce(&mut BTreeMap<String, StoredToken>) -> bool + Send + 'static,
+    ) -> Result<BTreeMap<String, StoredToken>> {
         let _g = self.lock(slot).lock().await;
-        let mut doc = self.read(slot).await?;
-        if f(&mut doc.tokens) {
-            doc.version = FORMAT_VERSION;
-            self.write(slot, doc).await?;
-        }
-        Ok(())
+        let path = self.file(slot);
+        let dir = self.dir.clone();
+        blocking(move || {
+            ensure_private_dir(&dir)?;
+            let _lock = FileLock::acquire(lock_path(&path))?;
+            files::remove_stale_temporaries(&path);
+            let mut doc = match read_doc(&path)? {
+                Ok(doc) => doc,
+                Err(why) => match slot {
+                    TokenSlot::Cache => {
+                        tracing::warn!(
+                            file = %path.display(),
+                            reason = %why,
+                            "the Fly token cache is damaged; rebuilding it (its tokens will be acquired again)"
+                        );
+                        let doc = FileDoc {
+                            version: FORMAT_VERSION,
+                            tokens: BTreeMap::new(),
+                        };
+                        write_doc(&path, &doc)?;
+                        doc
+                    }
+                    TokenSlot::Manual => return Err(damaged_manual(&path, &why)),
+                },
+            };
+            if f(&mut doc.tokens) {
+                doc.version = FORMAT_VERSION;
+                write_doc(&path, &doc)?;
+            }
+            Ok(doc.tokens)
+        })
+        .await
     }
 }
 
@@ -113,10 +152,20 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .map_err(|e| Error::new(ErrorKind::Unknown, format!("token store task failed: {e}")))?
 }
 
-fn read_doc(dir: &Path, path: &Path, slot: TokenSlot) -> Result<FileDoc> {
-    let bytes = match std::fs::read(path) {
+fn lock_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.lock"))
+}
+
+/// The document, or why it is damaged (`Err` outside for I/O failures).
+fn read_doc(path: &Path) -> Result<std::result::Result<FileDoc, String>> {
+    let bytes = match files::read_file(path, files::MAX_STATE_BYTES) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileDoc::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Ok(FileDoc::default())),
+        Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => return Ok(Err(e.to_string())),
         Err(e) => {
             return Err(Error::new(
                 ErrorKind::Unknown,
@@ -124,7 +173,7 @@ fn read_doc(dir: &Path, path: &Path, slot: TokenSlot) -> Result<FileDoc> {
             ))
         }
     };
-    let parsed = serde_json::from_slice::<FileDoc>(&bytes)
+    Ok(serde_json::from_slice::<FileDoc>(&bytes)
         .map_err(|e| e.to_string())
         .and_then(|d| {
             if d.version == FORMAT_VERSION {
@@ -135,102 +184,54 @@ fn read_doc(dir: &Path, path: &Path, slot: TokenSlot) -> Result<FileDoc> {
                     d.version
                 ))
             }
-        });
-    match (parsed, slot) {
-        (Ok(doc), _) => Ok(doc),
-        (Err(why), TokenSlot::Cache) => {
-            tracing::warn!(
-                file = %path.display(),
-                reason = %why,
-                "the Fly token cache is damaged; rebuilding it (its tokens will be acquired again)"
-            );
-            let doc = FileDoc {
-                version: FORMAT_VERSION,
-                tokens: BTreeMap::new(),
-            };
-            write_doc(dir, path, &doc)?;
-            Ok(doc)
-        }
-        (Err(why), TokenSlot::Manual) => {
-            tracing::error!(
-                file = %path.display(),
-                "the manual Fly token store is damaged; it was left untouched"
-            );
-            Err(Error::validation(
-                "manual token store",
-                format!(
-                    "{} is damaged ({why}); it was kept as is: fix it or move it away, then set the manual tokens again",
-                    path.display()
-                ),
-            ))
-        }
-    }
+        }))
 }
 
-fn write_doc(dir: &Path, path: &Path, doc: &FileDoc) -> Result<()> {
-    ensure_private_dir(dir)?;
-    let fail = |what: &str, e: std::io::Error| {
-        Error::new(
-            ErrorKind::Unknown,
-            format!("cannot {what} token store {}: {e}", path.display()),
-        )
-    };
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        uuid::Uuid::new_v4().simple()
-    ));
+fn damaged_manual(path: &Path, why: &str) -> Error {
+    tracing::error!(
+        file = %path.display(),
+        "the manual Fly token store is damaged; it was left untouched"
+    );
+    Error::validation(
+        "manual token store",
+        format!(
+            "{} is damaged ({why}); it was kept as is: fix it or move it away, then set the manual tokens again",
+            path.display()
+        ),
+    )
+}
+
+fn write_doc(path: &Path, doc: &FileDoc) -> Result<()> {
     let body = serde_json::to_vec_pretty(doc)
         .map_err(|e| Error::new(ErrorKind::Unknown, format!("cannot encode tokens: {e}")))?;
-    let result = (|| {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp).map_err(|e| fail("create", e))?;
-        f.write_all(&body).map_err(|e| fail("write", e))?;
-        f.sync_all().map_err(|e| fail("flush", e))?;
-        drop(f);
-        std::fs::rename(&tmp, path).map_err(|e| fail("replace", e))?;
-        #[cfg(unix)]
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    files::replace(path, &body)
+        .map_err(|e| Error::new(ErrorKind::Unknown, format!("token store: {}", e.message())))
 }
 
 #[crate::async_trait]
 impl TokenStore for FileTokenStore {
     async fn load(&self, slot: TokenSlot, app: &str) -> Result<Option<StoredToken>> {
-        let _g = self.lock(slot).lock().await;
         Ok(self.read(slot).await?.tokens.remove(app))
     }
 
     async fn save(&self, slot: TokenSlot, app: &str, token: &StoredToken) -> Result<()> {
-        let token = token.clone();
-        self.modify(slot, |m| {
-            m.insert(app.to_string(), token);
+        let (app, token) = (app.to_string(), token.clone());
+        self.modify(slot, move |m| {
+            m.insert(app, token);
             true
         })
         .await
+        .map(drop)
     }
 
     async fn remove(&self, slot: TokenSlot, app: &str) -> Result<()> {
-        self.modify(slot, |m| m.remove(app).is_some()).await
+        let app = app.to_string();
+        self.modify(slot, move |m| m.remove(&app).is_some())
+            .await
+            .map(drop)
     }
 
     async fn apps(&self, slot: TokenSlot) -> Result<Vec<String>> {
-        let _g = self.lock(slot).lock().await;
         Ok(self.read(slot).await?.tokens.into_keys().collect())
     }
 }

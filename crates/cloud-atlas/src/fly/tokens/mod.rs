@@ -14,13 +14,11 @@
 //! Concurrent callers for one app share one acquisition; different apps resolve in
 //! parallel. Tokens are [`Secret`]s: only fingerprints reach logs and telemetry.
 
-mod conformance;
 mod file_store;
 mod memory_store;
 mod resolver;
 mod storage;
 
-pub use conformance::{run_storage_conformance, ConformanceFailure};
 pub use file_store::{FileTokenStore, CACHE_FILE, MANUAL_FILE, TOKEN_DIR};
 pub use memory_store::MemoryTokenStore;
 pub use resolver::{

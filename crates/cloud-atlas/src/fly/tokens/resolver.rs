@@ -623,13 +623,14 @@ impl Inner {
             let mut err = Vec::new();
             let (_, _, st) = tokio::join!(
                 async {
+                    // Bounded: a runaway `fly` stalls on a full pipe and the timer kills it.
                     if let Some(s) = stdout.as_mut() {
-                        let _ = s.read_to_end(&mut out).await;
+                        let _ = s.take(CLI_OUTPUT_CAP).read_to_end(&mut out).await;
                     }
                 },
                 async {
                     if let Some(s) = stderr.as_mut() {
-                        let _ = s.read_to_end(&mut err).await;
+                        let _ = s.take(CLI_OUTPUT_CAP).read_to_end(&mut err).await;
                     }
                 },
                 child.wait()
@@ -699,6 +700,9 @@ impl Inner {
     }
 }
 
+/// How much of `fly tokens create`'s stdout and stderr is read (a token is a few KiB).
+const CLI_OUTPUT_CAP: u64 = 1024 * 1024;
+
 /// The token in the output of `fly tokens create readonly`: the plain form (one line
 /// `FlyV1 fm2_…`) or the `--json` form (`{"token": "FlyV1 fm2_…"}`).
 pub fn parse_cli_token(stdout: &str) -> Option<Secret> {
@@ -740,7 +744,7 @@ pub fn read_fly_config(dir: &Path) -> Result<Option<Secret>> {
         access_token: Option<String>,
     }
     let path = dir.join("config.yml");
-    let text = match std::fs::read_to_string(&path) {
+    let text = match crate::files::read_file_to_string(&path, crate::files::MAX_CONFIG_BYTES) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {

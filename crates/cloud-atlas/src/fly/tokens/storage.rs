@@ -94,7 +94,7 @@ impl fmt::Debug for StoredToken {
 /// Where tokens outlive the process. Implementations must be safe for concurrent use.
 ///
 /// # Contract
-/// Checked by [`run_storage_conformance`](super::run_storage_conformance):
+/// Checked by `cloud_atlas::testing::run_token_store_conformance` (feature `testing`):
 /// - `load` of a missing entry is `Ok(None)`; `save` then `load` gives the same token,
 ///   origin and times (to the millisecond); a second `save` replaces the first;
 /// - slots and apps are independent; `remove` is idempotent;

@@ -34,7 +34,7 @@ impl std::fmt::Debug for SqliteSessionStore {
 }
 
 impl SqliteSessionStore {
-    /// Open (or create) the store at `path`; its folder is made 0700 and the file 0600.
+    /// Open (or create) the store at `path`; a folder or file it creates is 0700 / 0600.
     ///
     /// # Errors
     /// `Unknown` naming the file when it cannot be created or opened.
@@ -43,7 +43,7 @@ impl SqliteSessionStore {
         if let Some(dir) = path.parent() {
             crate::config::ensure_private_dir(dir)?;
         }
-        private_file(&path)?;
+        crate::files::create_private_file(&path)?;
         let conn = Connection::open(&path).map_err(|e| db_err(&path, e))?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(|e| db_err(&path, e))?;
@@ -103,27 +103,6 @@ impl SqliteSessionStore {
         s.last_touch = s.last_touch.max(from_ms(last_ms));
         Ok(s)
     }
-}
-
-fn private_file(path: &Path) -> Result<()> {
-    let io = |e: std::io::Error| {
-        Error::new(
-            ErrorKind::Unknown,
-            format!("cannot create {}: {e}", path.display()),
-        )
-    };
-    let mut o = std::fs::OpenOptions::new();
-    o.create(true).append(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        o.mode(0o600);
-        o.open(path).map_err(io)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
-    }
-    #[cfg(not(unix))]
-    o.open(path).map_err(io)?;
-    Ok(())
 }
 
 fn db_err(path: &Path, e: rusqlite::Error) -> Error {

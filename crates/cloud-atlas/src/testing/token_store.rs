@@ -1,11 +1,13 @@
-//! The public conformance suite for [`TokenStore`] implementations.
+//! The public conformance suite for Fly [`TokenStore`] implementations (features
+//! `testing` and `fly`).
 //!
 //! Run it from a test on your own store:
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
-//! use cloud_atlas::fly::tokens::{run_storage_conformance, MemoryTokenStore};
-//! run_storage_conformance(&MemoryTokenStore::new()).await.unwrap();
+//! use cloud_atlas::fly::tokens::MemoryTokenStore;
+//! use cloud_atlas::testing::run_token_store_conformance;
+//! run_token_store_conformance(&MemoryTokenStore::new()).await.unwrap();
 //! # }
 //! ```
 //!
@@ -17,20 +19,19 @@ use std::fmt;
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::storage::{StoredToken, TokenSlot, TokenStore};
-use super::TokenSource;
 use crate::auth::Secret;
+use crate::fly::tokens::{StoredToken, TokenSlot, TokenSource, TokenStore};
 
 /// A failed conformance case.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConformanceFailure {
+pub struct TokenStoreConformanceFailure {
     /// The case.
     pub case: &'static str,
     /// What went wrong.
     pub message: String,
 }
 
-impl fmt::Display for ConformanceFailure {
+impl fmt::Display for TokenStoreConformanceFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -40,12 +41,12 @@ impl fmt::Display for ConformanceFailure {
     }
 }
 
-impl std::error::Error for ConformanceFailure {}
+impl std::error::Error for TokenStoreConformanceFailure {}
 
-type CaseResult = Result<(), ConformanceFailure>;
+type CaseResult = Result<(), TokenStoreConformanceFailure>;
 
-fn fail(case: &'static str, message: impl Into<String>) -> ConformanceFailure {
-    ConformanceFailure {
+fn fail(case: &'static str, message: impl Into<String>) -> TokenStoreConformanceFailure {
+    TokenStoreConformanceFailure {
         case,
         message: message.into(),
     }
@@ -87,8 +88,10 @@ fn sample(token: &str, origin: TokenSource, expires: bool) -> StoredToken {
 /// Run every case on `store`; the first failure is returned.
 ///
 /// # Errors
-/// The first [`ConformanceFailure`].
-pub async fn run_storage_conformance(store: &dyn TokenStore) -> Result<(), ConformanceFailure> {
+/// The first [`TokenStoreConformanceFailure`].
+pub async fn run_token_store_conformance(
+    store: &dyn TokenStore,
+) -> Result<(), TokenStoreConformanceFailure> {
     let run = uuid::Uuid::new_v4().simple().to_string();
     let app = |n: &str| format!("conf-{}-{n}", &run[..12]);
     let result = cases(store, &app).await;
