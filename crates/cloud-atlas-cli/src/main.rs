@@ -46,6 +46,8 @@
 //! | `reap` | [`cloud_atlas::orchestrator::ReapReport`]: `dry_run`, `decisions` (`[{provider, compute_id, name, session_id, action, reason, done, error}]`) |
 //! | `session spawn` | `{"session": Session, "compute": Compute}` ([`cloud_atlas::orchestrator::Session`]; the raw token only in `compute.auth`) |
 //! | `session ls` | array of [`cloud_atlas::orchestrator::Session`] |
+//! | `session get` | [`cloud_atlas::orchestrator::Session`] |
+//! | `session touch`, `session stop` | `{"id", "action": "touched" \| "terminated"}` |
 //! | `mock seed` | [`cloud_atlas::Compute`] |
 //! | `fly apps`, `fly deploy`, `fly logs`, `fly token …` | see `cmd/fly.rs` (`fly deploy` exits with the deploy's own code) |
 //!
@@ -198,11 +200,16 @@ enum Command {
         #[command(subcommand)]
         command: cmd::vast::VastCommand,
     },
-    /// Tracked sessions in the local store (spawn, ls, stop)
+    /// Tracked sessions: the local store, or a running `atlas serve` with --server (spawn, ls, get, touch, stop)
     Session {
+        /// URL of a running `atlas serve` to ask instead of the local store (admin token from ATLAS_ADMIN_TOKEN)
+        #[arg(long, global = true, env = "ATLAS_SERVER", value_name = "URL")]
+        server: Option<String>,
         #[command(subcommand)]
         command: cmd::session::SessionCmd,
     },
+    /// The control plane: REST API, events, metrics and the dashboard; enforces session limits while it runs
+    Serve(Box<cmd::serve::ServeArgs>),
     /// Terminate untracked machines with the atlas- prefix past the grace window (--dry-run explains)
     Reap(cmd::reap::ReapArgs),
     /// The local mock cloud (seed machines for reaper demos)
@@ -261,12 +268,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         global.provider.get_or_insert_with(|| "vast".to_string());
     }
     let ctx = Context::load(&global)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            Error::new(ErrorKind::Unknown, "cannot start the async runtime").with_source(e)
-        })?;
+    // The server uses every core; every other command one thread (starts in microseconds).
+    let rt = if matches!(command, Command::Serve(_)) {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    }
+    .enable_all()
+    .build()
+    .map_err(|e| Error::new(ErrorKind::Unknown, "cannot start the async runtime").with_source(e))?;
     rt.block_on(dispatch(ctx, command))
 }
 
@@ -287,8 +297,12 @@ async fn dispatch(ctx: Context, command: Command) -> Result<ExitCode> {
         Command::Lambda { command } => cmd::lambda::run(&ctx, command).await,
         Command::Vast { command } => cmd::vast::run(&ctx, command).await,
         Command::Demo => cmd::demo::run(&ctx).await,
-        Command::Session { command } => cmd::session::run(&ctx, command).await,
+        Command::Session { server, command } => match server.filter(|u| !u.trim().is_empty()) {
+            Some(url) => cmd::remote::run(&ctx, &url, command).await,
+            None => cmd::session::run(&ctx, command).await,
+        },
         Command::Reap(a) => cmd::reap::run(&ctx, a).await,
+        Command::Serve(a) => cmd::serve::run(&ctx, *a).await,
         Command::Mock { command } => cmd::mock::run(&ctx, command).await,
         Command::Fly { command } => return cmd::fly::run(&ctx, command).await,
         Command::Completions(a) => cmd::completions::run(&a),

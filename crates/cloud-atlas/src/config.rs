@@ -127,6 +127,8 @@ struct FileConfig {
     orchestrator: Option<toml::Table>,
     #[serde(default)]
     mock: Option<toml::Table>,
+    #[serde(default)]
+    server: Option<toml::Table>,
 }
 
 /// Resolved configuration.
@@ -142,6 +144,8 @@ pub struct Config {
     pub orchestrator: toml::Table,
     /// `[mock]` table.
     pub mock: toml::Table,
+    /// `[server]` table (`atlas serve`; parsed strictly by `cloud-atlas-web`).
+    pub server: toml::Table,
     providers: BTreeMap<String, toml::Table>,
     env: BTreeMap<String, String>,
 }
@@ -216,6 +220,7 @@ impl Config {
             default_provider: fc.default_provider,
             orchestrator: fc.orchestrator.unwrap_or_default(),
             mock: fc.mock.unwrap_or_default(),
+            server: fc.server.unwrap_or_default(),
             providers: fc.providers,
             env: env.clone(),
         })
@@ -229,6 +234,7 @@ impl Config {
             default_provider: None,
             orchestrator: toml::Table::new(),
             mock: toml::Table::new(),
+            server: toml::Table::new(),
             providers: BTreeMap::new(),
             env: BTreeMap::new(),
         }

@@ -12,6 +12,8 @@ pub(crate) mod logs;
 pub(crate) mod mock;
 pub(crate) mod providers;
 pub(crate) mod reap;
+pub(crate) mod remote;
 pub(crate) mod runpod;
+pub(crate) mod serve;
 pub(crate) mod session;
 pub(crate) mod vast;

@@ -3,7 +3,12 @@
 //! `spawn` runs the orchestrator just long enough to spawn and record one session, then
 //! releases it: the machine keeps running, tracked, with its provider-side deadline; the
 //! next orchestrator on this store (or `atlas session stop`) enforces its idle TTL and
-//! max runtime. `ls` reads the store. `stop` terminates a session and forgets it.
+//! max runtime. `ls`/`get` read the store; `touch` writes a heartbeat to it. `stop`
+//! terminates a session and forgets it.
+//!
+//! With `--server URL` (or `$ATLAS_SERVER`) the same commands, flags and outputs are
+//! answered by a running `atlas serve` instead (see `remote.rs`), which enforces the
+//! limits for as long as it runs.
 
 use std::time::Duration;
 
@@ -27,6 +32,16 @@ pub(crate) enum SessionCmd {
     Spawn(Box<SessionSpawnArgs>),
     /// List tracked sessions
     Ls,
+    /// Show one tracked session
+    Get {
+        /// Session id
+        id: String,
+    },
+    /// Record activity: restart the session's idle timer
+    Touch {
+        /// Session id
+        id: String,
+    },
     /// Terminate a tracked session and forget it (stops billing)
     Stop {
         /// Session id
@@ -39,15 +54,15 @@ pub(crate) enum SessionCmd {
 pub(crate) struct SessionSpawnArgs {
     /// Who the session is for
     #[arg(long, value_name = "USER")]
-    user: String,
+    pub(crate) user: String,
     /// Cost cap in USD for this session
     #[arg(long, value_name = "USD", value_parser = crate::flags::usd, allow_negative_numbers = true)]
-    max_cost: Option<f64>,
+    pub(crate) max_cost: Option<f64>,
     /// Resource name prefix (the reaper's prefix)
     #[arg(long, value_name = "PREFIX", default_value = "atlas-")]
-    prefix: String,
+    pub(crate) prefix: String,
     #[command(flatten)]
-    compute: SpawnArgs,
+    pub(crate) compute: SpawnArgs,
 }
 
 /// What `atlas session spawn` prints (its JSON shape).
@@ -71,7 +86,7 @@ async fn orchestrator(ctx: &Context) -> Result<Orchestrator> {
         .await
 }
 
-/// `atlas session …`.
+/// `atlas session …` on the local store.
 pub(crate) async fn run(ctx: &Context, cmd: SessionCmd) -> Result<()> {
     match cmd {
         SessionCmd::Spawn(a) => {
@@ -118,36 +133,78 @@ pub(crate) async fn run(ctx: &Context, cmd: SessionCmd) -> Result<()> {
                 Some(r) => r?,
                 None => s.session,
             };
-            let out = Spawned {
-                session,
-                compute: s.compute,
-            };
-            ctx.out.one(&out, |o, s| {
-                let mut text = session_table(o, &s.session).to_string();
-                for l in credential_lines(&s.compute) {
-                    text.push('\n');
-                    text.push_str(&l);
-                }
-                text
-            })
+            print_spawned(ctx, session, s.compute)
         }
         SessionCmd::Ls => {
             let store = SqliteSessionStore::from_config(&ctx.config)?;
             let mut all = store.list().await?;
             all.sort_by_key(|s| s.created_at);
-            ctx.out.many(&all, list_table)
+            print_list(ctx, &all)
+        }
+        SessionCmd::Get { id } => {
+            let store = SqliteSessionStore::from_config(&ctx.config)?;
+            let s = store.get(&id).await?.ok_or_else(|| {
+                cloud_atlas::Error::new(
+                    cloud_atlas::ErrorKind::NotFound,
+                    format!("session {id} is not tracked in {}", store.path().display()),
+                )
+            })?;
+            print_one(ctx, &s)
+        }
+        SessionCmd::Touch { id } => {
+            // No orchestrator runs here: the heartbeat goes to the store, where the next
+            // orchestrator on it (atlas serve, session stop) reads it before ending the session.
+            let store = SqliteSessionStore::from_config(&ctx.config)?;
+            if store.get(&id).await?.is_none() {
+                return Err(cloud_atlas::Error::new(
+                    cloud_atlas::ErrorKind::NotFound,
+                    format!("session {id} is not tracked in {}", store.path().display()),
+                ));
+            }
+            store
+                .touch_many(&[(id.clone(), chrono::Utc::now())])
+                .await?;
+            print_action(ctx, &id, "touched")
         }
         SessionCmd::Stop { id } => {
             let orch = orchestrator(ctx).await?;
             let res = orch.stop_tracked(&id).await;
             orch.shutdown(ShutdownPolicy::Release).await?;
             res?;
-            ctx.out.one(
-                &serde_json::json!({"id": id, "action": "terminated"}),
-                |_, _| format!("session {id} terminated"),
-            )
+            print_action(ctx, &id, "terminated")
         }
     }
+}
+
+/// Print what `session spawn` made (its session, then the one-time credentials).
+pub(crate) fn print_spawned(ctx: &Context, session: Session, compute: Compute) -> Result<()> {
+    let out = Spawned { session, compute };
+    ctx.out.one(&out, |o, s| {
+        let mut text = session_table(o, &s.session).to_string();
+        for l in credential_lines(&s.compute) {
+            text.push('\n');
+            text.push_str(&l);
+        }
+        text
+    })
+}
+
+/// Print a listing of sessions.
+pub(crate) fn print_list(ctx: &Context, all: &[Session]) -> Result<()> {
+    ctx.out.many(all, list_table)
+}
+
+/// Print one session.
+pub(crate) fn print_one(ctx: &Context, s: &Session) -> Result<()> {
+    ctx.out.one(s, |o, s| session_table(o, s).to_string())
+}
+
+/// Print `{"id", "action"}` (`session {id} {action}` as a table).
+pub(crate) fn print_action(ctx: &Context, id: &str, action: &str) -> Result<()> {
+    ctx.out
+        .one(&serde_json::json!({"id": id, "action": action}), |_, _| {
+            format!("session {id} {action}")
+        })
 }
 
 fn session_table(out: &Out, s: &Session) -> comfy_table::Table {

@@ -562,16 +562,29 @@ impl Orchestrator {
 
     /// Tracked sessions passing `filter`, oldest first.
     pub fn list(&self, filter: &SessionFilter) -> Vec<Session> {
-        let live = self
-            .inner
-            .live
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut out: Vec<Session> = live
-            .values()
-            .map(|l| l.snapshot())
-            .filter(|s| filter.matches(s))
-            .collect();
+        // Filter before copying (a listing of one user's sessions copies only those), and
+        // go through the per-user index when a user is asked for.
+        let pick = |l: &Arc<Live>| {
+            let ok = filter.matches(&lock(&l.rec));
+            ok.then(|| l.snapshot())
+        };
+        let mut out: Vec<Session> = match &filter.user_id {
+            Some(u) => {
+                let mine: Vec<Arc<Live>> = lock(&self.inner.by_user)
+                    .get(u)
+                    .map(|m| m.values().cloned().collect())
+                    .unwrap_or_default();
+                mine.iter().filter_map(pick).collect()
+            }
+            None => self
+                .inner
+                .live
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .values()
+                .filter_map(pick)
+                .collect(),
+        };
         out.sort_by(|a, b| {
             a.created_at
                 .cmp(&b.created_at)
