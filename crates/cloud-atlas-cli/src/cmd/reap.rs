@@ -2,8 +2,10 @@
 //! store (SQLite in the data directory) and the chosen provider.
 //!
 //! A machine is terminated only when no tracked session owns it, its name starts with
-//! `--prefix` (default `atlas-`), and it is older than `--grace` (default 10m). A failed
-//! listing reaps nothing. `--dry-run` prints every decision with its reason and changes nothing.
+//! `--prefix` (default `atlas-session-`: the session machines' namespace, so machines of a
+//! plain `atlas spawn`, named `atlas-…`, are kept as "not a session machine"), and it is
+//! older than `--grace` (default 10m). A failed listing reaps nothing. `--dry-run` prints
+//! every decision with its reason and changes nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,8 +29,9 @@ pub(crate) struct ReapArgs {
     /// Decide and explain; terminate nothing
     #[arg(long)]
     dry_run: bool,
-    /// Only untracked machines whose name starts with this are reaped
-    #[arg(long, value_name = "PREFIX", default_value = "atlas-")]
+    /// Only untracked machines whose name starts with this are reaped (default: session
+    /// machines only; a wider prefix such as atlas- also reaps plain `atlas spawn` machines)
+    #[arg(long, value_name = "PREFIX", default_value = cloud_atlas::spec::SESSION_NAME_PREFIX)]
     prefix: String,
     /// Machines younger than this are never reaped, 0s to 365d, e.g. 10m
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = crate::flags::duration(GRACE))]

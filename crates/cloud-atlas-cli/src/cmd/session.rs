@@ -58,8 +58,8 @@ pub(crate) struct SessionSpawnArgs {
     /// Cost cap in USD for this session
     #[arg(long, value_name = "USD", value_parser = crate::flags::usd, allow_negative_numbers = true)]
     pub(crate) max_cost: Option<f64>,
-    /// Resource name prefix (the reaper's prefix)
-    #[arg(long, value_name = "PREFIX", default_value = "atlas-")]
+    /// Resource name prefix (the reaper's default scope is atlas-session-)
+    #[arg(long, value_name = "PREFIX", default_value = cloud_atlas::spec::SESSION_NAME_PREFIX)]
     pub(crate) prefix: String,
     #[command(flatten)]
     pub(crate) compute: SpawnArgs,

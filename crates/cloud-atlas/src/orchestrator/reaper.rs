@@ -1,18 +1,28 @@
 //! The orphan reaper: lists each provider and terminates what no session tracks.
 //!
+//! # Which machines are session machines (the naming rule)
+//! The orchestrator names every session machine `atlas-session-{name}-{launch_id}`
+//! ([`SESSION_NAME_PREFIX`], or the session's own `name_prefix`) and, on providers that
+//! keep labels, labels it [`SESSION_LABEL`]` = 1` (mock labels, Fly `config.metadata`,
+//! Lambda tags; RunPod and Vast keep only the name). A plain `atlas spawn` is named
+//! `atlas-{launch_id}` (or `{name}-{launch_id}`) and may not use the `atlas-session-`
+//! namespace nor the label (the [`ComputeRequest`](crate::ComputeRequest) builder refuses
+//! both), so it is never in the reaper's default scope: its decision is "keep: not a
+//! session machine". A wider `prefix` (e.g. `atlas-`) is an explicit choice of the operator.
+//!
 //! # Rules, per provider and round
 //! - The provider is listed in full. A failed (or partial: `list` is complete or `Err`)
 //!   listing reaps **nothing** that round on that provider.
 //! - A machine is terminated only when no stored session tracks it (by compute id or by
-//!   launch name), its name starts with the configured prefix (default `atlas-`; an
-//!   empty prefix is refused unless explicitly forced), and it is older than the grace
+//!   launch name), its name starts with the configured prefix (default `atlas-session-`;
+//!   an empty prefix is refused unless explicitly forced), and it is older than the grace
 //!   window (default 10 min, so in-flight spawns are never raced). Anything else is kept,
-//!   with the reason.
+//!   with the reason; a machine whose age is unknown is kept.
 //! - A tracked session whose machine is no longer listed (and was recorded before the
 //!   listing started) is marked terminated.
 //! - A spawn intent (no compute id) older than the grace window and not in flight here
 //!   is resolved by launch name: the machine is adopted when listed, the intent dropped
-//!   when not.
+//!   when not. Younger (or in-flight) intents are left alone.
 //! - Dry-run returns every decision with its reason and changes nothing.
 //!
 //! [`Reaper`] runs these rules against a store without an orchestrator (the `atlas reap`
@@ -34,6 +44,8 @@ use super::store::SessionStore;
 use crate::error::{Error, Result};
 use crate::provider::{Provider, ProviderExt};
 use crate::spec::{Compute, ListFilter};
+#[cfg(doc)]
+use crate::spec::{SESSION_LABEL, SESSION_NAME_PREFIX};
 
 /// Reaper settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +53,8 @@ use crate::spec::{Compute, ListFilter};
 pub struct ReaperConfig {
     /// Time between rounds (default 60 s).
     pub interval: Duration,
-    /// Only names starting with this are ever reaped (default `atlas-`).
+    /// Only names starting with this are ever reaped (default `atlas-session-`, the
+    /// session machines' namespace).
     pub prefix: String,
     /// Machines younger than this are never reaped (default 10 min).
     pub grace: Duration,
@@ -99,7 +112,7 @@ impl ReaperConfig {
             if !self.force_empty_prefix {
                 return Err(Error::validation(
                     "reaper.prefix",
-                    "is empty, which would reap every untracked machine of the account; set a prefix (default atlas-) or force_empty_prefix",
+                    "is empty, which would reap every untracked machine of the account; set a prefix (default atlas-session-) or force_empty_prefix",
                 ));
             }
         } else {
@@ -320,7 +333,7 @@ pub(crate) fn plan(
             let d = ReapDecision::new(
                 provider,
                 ReapAction::Keep,
-                format!("untracked, but its name {name:?} does not start with the prefix {:?}; not ours", cfg.prefix),
+                format!("not a session machine: untracked, and its name {name:?} does not start with the prefix {:?}", cfg.prefix),
             );
             out.push((d.compute(c), None, None));
             continue;

@@ -12,8 +12,10 @@ use crate::auth::AuthHandle;
 use crate::error::{Error, Result};
 use crate::spec::{AuthMode, Compute, ComputeRequest, Gpu};
 
-/// Default name prefix of every resource the orchestrator spawns (and the reaper may reap).
-pub const DEFAULT_NAME_PREFIX: &str = "atlas-";
+/// Default name prefix of every resource the orchestrator spawns (and the reaper may reap):
+/// [`SESSION_NAME_PREFIX`](crate::spec::SESSION_NAME_PREFIX), `atlas-session-`, a namespace
+/// plain spawns cannot use (their default names are `atlas-…`).
+pub const DEFAULT_NAME_PREFIX: &str = crate::spec::SESSION_NAME_PREFIX;
 
 /// A tracked per-user session to spawn: a [`ComputeRequest`] plus who it is for and
 /// the limits that end it.
@@ -33,7 +35,7 @@ pub const DEFAULT_NAME_PREFIX: &str = "atlas-";
 /// let req = SessionRequest::new("mock", "user-42", compute)
 ///     .with_idle_ttl(Duration::from_secs(600))
 ///     .with_max_cost(5.0);
-/// assert_eq!(req.name_prefix, "atlas-");
+/// assert_eq!(req.name_prefix, "atlas-session-");
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, PartialEq)]
@@ -51,7 +53,7 @@ pub struct SessionRequest {
     pub max_runtime: Option<Duration>,
     /// Cap on the session's accrued cost in USD.
     pub max_cost_usd: Option<f64>,
-    /// Resource name prefix (default `atlas-`); the reaper only ever reaps names with its prefix.
+    /// Resource name prefix (default `atlas-session-`); the reaper only ever reaps names with its prefix.
     pub name_prefix: String,
 }
 
@@ -136,7 +138,9 @@ impl SessionRequest {
     }
 
     /// The compute request actually sent: its name carries the prefix, so its launch
-    /// name starts with `name_prefix`; `max_runtime` is set for the provider-side deadline.
+    /// name starts with `name_prefix`; it carries the label
+    /// [`SESSION_LABEL`](crate::spec::SESSION_LABEL)` = 1` (providers that keep labels store
+    /// it); `max_runtime` is set for the provider-side deadline.
     pub(crate) fn compute_request(
         &self,
         provider_deadline: Option<Duration>,
@@ -161,6 +165,8 @@ impl SessionRequest {
             ));
         }
         c.name = Some(name);
+        c.labels
+            .insert(crate::spec::SESSION_LABEL.to_string(), "1".to_string());
         c.max_runtime = provider_deadline;
         if c.launch_name().starts_with(prefix) {
             Ok(c)
@@ -489,7 +495,12 @@ mod tests {
     fn prefix_lands_in_launch_name() {
         let r = SessionRequest::new("mock", "u", compute());
         let c = r.compute_request(None).unwrap();
-        assert!(c.launch_name().starts_with("atlas-"));
+        assert!(
+            c.launch_name().starts_with("atlas-session-"),
+            "{}",
+            c.launch_name()
+        );
+        assert_eq!(c.labels[crate::spec::SESSION_LABEL], "1");
         let mut named = compute();
         named.name = Some("chat".into());
         let r = SessionRequest::new("mock", "u", named).with_name_prefix("team-");
@@ -500,6 +511,11 @@ mod tests {
             c.launch_name()
         );
         assert_eq!(c.max_runtime, Some(Duration::from_secs(5)));
+        assert_eq!(
+            c.labels[crate::spec::SESSION_LABEL],
+            "1",
+            "a custom prefix is still marked"
+        );
     }
 
     #[test]

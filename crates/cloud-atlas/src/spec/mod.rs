@@ -12,7 +12,7 @@ pub use capability::{Capabilities, Capability};
 pub use catalog::GpuType;
 pub use compute::{
     AuthMode, CloudType, Compute, ComputeRequest, ComputeRequestBuilder, ComputeStatus, ListFilter,
-    PortBinding, PortSpec, Protocol, LAUNCH_ID_LABEL,
+    PortBinding, PortSpec, Protocol, LAUNCH_ID_LABEL, SESSION_LABEL, SESSION_NAME_PREFIX, in_session_namespace,
 };
 pub use duration::{
     deadline_in, duration_in, instant_after, opt_duration, parse_duration, parse_duration_in,
