@@ -133,8 +133,14 @@ fn reap_explains_then_reaps_only_the_orphan() {
 
     let dry = s.json(&["reap", "--dry-run", "--provider", "mock", "-o", "json"]);
     assert_eq!(dry["dry_run"], true);
-    assert_eq!(decision(&dry, "atlas-session-crashed-1a2b")["action"], "terminate");
-    assert_eq!(decision(&dry, "atlas-session-inflight-9z")["action"], "keep");
+    assert_eq!(
+        decision(&dry, "atlas-session-crashed-1a2b")["action"],
+        "terminate"
+    );
+    assert_eq!(
+        decision(&dry, "atlas-session-inflight-9z")["action"],
+        "keep"
+    );
     assert_eq!(decision(&dry, "research-llm-finetune")["action"], "keep");
     assert_eq!(decision(&dry, &tracked)["action"], "keep");
     assert_eq!(
@@ -219,7 +225,10 @@ fn reap_never_terminates_plain_spawn_machines() {
         session_name.starts_with("atlas-session-"),
         "session machines live in their own namespace: {session_name}"
     );
-    assert_eq!(session["compute"]["labels"]["atlas_session"], "1", "{session:#}");
+    assert_eq!(
+        session["compute"]["labels"]["atlas_session"], "1",
+        "{session:#}"
+    );
     // A session machine whose session is gone (a crash before it was recorded).
     s.json(&[
         "mock",
@@ -245,7 +254,10 @@ fn reap_never_terminates_plain_spawn_machines() {
     let dry = s.json(&["reap", "--grace", "0s", "--dry-run", "-o", "json"]);
     assert_eq!(decision(&dry, &plain_name)["action"], "keep");
     assert_eq!(decision(&dry, &session_name)["action"], "keep");
-    assert_eq!(decision(&dry, "atlas-session-lost-77")["action"], "terminate");
+    assert_eq!(
+        decision(&dry, "atlas-session-lost-77")["action"],
+        "terminate"
+    );
 
     let real = s.json(&["reap", "--grace", "0s", "-o", "json"]);
     assert_eq!(decision(&real, &plain_name)["action"], "keep");
@@ -259,12 +271,25 @@ fn reap_never_terminates_plain_spawn_machines() {
         .iter()
         .map(|c| c["name"].as_str().unwrap().to_string())
         .collect();
-    assert!(live.contains(&plain_name) && live.contains(&session_name), "{live:?}");
-    assert!(!live.contains(&"atlas-session-lost-77".to_string()), "{live:?}");
+    assert!(
+        live.contains(&plain_name) && live.contains(&session_name),
+        "{live:?}"
+    );
+    assert!(
+        !live.contains(&"atlas-session-lost-77".to_string()),
+        "{live:?}"
+    );
 
     // An explicit wider scope is the operator's choice, and it does reach plain spawns.
     let wide = s.json(&[
-        "reap", "--grace", "0s", "--prefix", "atlas-", "--dry-run", "-o", "json",
+        "reap",
+        "--grace",
+        "0s",
+        "--prefix",
+        "atlas-",
+        "--dry-run",
+        "-o",
+        "json",
     ]);
     assert_eq!(decision(&wide, &plain_name)["action"], "terminate");
     assert_eq!(decision(&wide, &session_name)["action"], "keep");

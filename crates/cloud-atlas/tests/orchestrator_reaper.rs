@@ -111,7 +111,10 @@ async fn dry_run_explains_and_changes_nothing() {
     assert!(why.contains("tracked by session"), "{why}");
     let (a, why) = action(&r, &w.orphan);
     assert_eq!(a, ReapAction::Terminate);
-    assert!(why.contains("orphan") && why.contains("atlas-session-"), "{why}");
+    assert!(
+        why.contains("orphan") && why.contains("atlas-session-"),
+        "{why}"
+    );
     let (a, why) = action(&r, &w.young);
     assert_eq!(a, ReapAction::Keep);
     assert!(why.contains("grace"), "{why}");
