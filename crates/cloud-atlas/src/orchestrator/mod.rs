@@ -267,13 +267,21 @@ impl OrchestratorBuilder {
         let (tx, rx) = mpsc::unbounded_channel();
         let root = CancellationToken::new();
         let closed = store.closed_spend().await?;
+        let clock = Clock::new();
+        // The monthly cap needs the month's closed spend; a store without it refuses here.
+        let month = spend::month_start(clock.now());
+        let month_closed = if self.config.limits.max_usd_per_user_per_month.is_some() {
+            store.closed_spend_since(month).await?
+        } else {
+            BTreeMap::new()
+        };
         let inner = Arc::new(Inner {
             store,
             providers: self.providers,
             billing: self.billing,
             events: Events::new(self.config.event_capacity),
             cfg: self.config,
-            clock: Clock::new(),
+            clock,
             live: RwLock::new(LiveMap::default()),
             touches: TouchLog::default(),
             cmd: tx,
@@ -281,6 +289,7 @@ impl OrchestratorBuilder {
             work: root.child_token(),
             tasks: TaskTracker::new(),
             closed_spend: Mutex::new(closed),
+            month_closed: Mutex::new((month, month_closed)),
             drift: Mutex::new(0.0),
             shut: AtomicBool::new(false),
             by_user: Mutex::new(HashMap::new()),
@@ -480,6 +489,8 @@ struct Inner {
     work: CancellationToken,
     tasks: TaskTracker,
     closed_spend: Mutex<BTreeMap<String, f64>>,
+    /// Closed spend per user of the month starting at `.0` (the monthly cap).
+    month_closed: Mutex<(DateTime<Utc>, BTreeMap<String, f64>)>,
     drift: Mutex<f64>,
     shut: AtomicBool,
     /// Live sessions per user (per-user limits without scanning every session).
@@ -849,9 +860,20 @@ impl Inner {
             let r = lock(&l.rec);
             u.sessions += 1;
             u.usd_per_hour += r.cost_per_hour;
-            u.live_usd += r.accrued_usd(now);
+            u.live_usd += r.spent_usd(now);
         }
+        u.month_usd = u.live_usd + self.month_closed_usd(user, now);
         u
+    }
+
+    /// What `user`'s sessions closed this calendar month spent.
+    fn month_closed_usd(&self, user: &str, now: DateTime<Utc>) -> f64 {
+        let m = lock(&self.month_closed);
+        if m.0 == spend::month_start(now) {
+            m.1.get(user).copied().unwrap_or(0.0)
+        } else {
+            0.0
+        }
     }
 
     async fn spawn(self: &Arc<Self>, req: SessionRequest) -> Result<SpawnedSession> {
@@ -882,6 +904,7 @@ impl Inner {
             &self.cfg.limits,
             &req.user_id,
             &self.user_spend(&req.user_id, now),
+            self.spend_report().total_usd,
         )?;
 
         let id = uuid::Uuid::new_v4().simple().to_string();
@@ -1202,13 +1225,21 @@ impl Inner {
     async fn finish(&self, live: &Arc<Live>, reason: TerminateReason) {
         let now = self.clock.now();
         let rec = live.snapshot();
-        let spent = rec.accrued_usd(now);
+        let spent = rec.spent_usd(now);
         if let Err(e) = self.store.finish(&rec.id, spent).await {
             tracing::warn!(error = %e, "could not forget the session in the store; the next start resolves it");
         }
         *lock(&self.closed_spend)
             .entry(rec.user_id.clone())
             .or_default() += spent;
+        {
+            let mut m = lock(&self.month_closed);
+            let month = spend::month_start(now);
+            if m.0 != month {
+                *m = (month, BTreeMap::new());
+            }
+            *m.1.entry(rec.user_id.clone()).or_default() += spent;
+        }
         self.forget_memory(&live.id);
         metrics::counter!("atlas_session_terminations_total", "reason" => reason.as_str())
             .increment(1);
@@ -1411,7 +1442,7 @@ impl Inner {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         for l in live.values() {
             let s = lock(&l.rec);
-            let acc = s.accrued_usd(now);
+            let acc = s.spent_usd(now);
             let u = r.users.entry(s.user_id.clone()).or_default();
             u.sessions += 1;
             u.usd_per_hour += s.cost_per_hour;
@@ -1419,16 +1450,38 @@ impl Inner {
             r.sessions.insert(s.id.clone(), acc);
             r.usd_per_hour += s.cost_per_hour;
         }
+        drop(live);
+        for (u, spend) in r.users.iter_mut() {
+            spend.month_usd = spend.live_usd + self.month_closed_usd(u, now);
+        }
         r.total_usd = r.users.values().map(UserSpend::total_usd).sum();
         metrics::gauge!("atlas_spend_usd").set(r.total_usd);
         metrics::gauge!("atlas_spend_usd_per_hour").set(r.usd_per_hour);
         r
     }
 
-    /// Terminate sessions of users over a per-user cap (newest first for $/h, all for total).
+    /// Terminate sessions of users over a per-user cap (newest first for $/h, all for
+    /// total and month), and every session once all users together reach `max_total_usd`.
     fn check_user_caps(self: &Arc<Self>) {
         let report = self.spend_report();
         let limits = &self.cfg.limits;
+        if spend::crossed_total(limits, report.total_usd) {
+            tracing::warn!(
+                total_usd = report.total_usd,
+                "the store's spend reached max_total_usd; terminating every session"
+            );
+            let all: Vec<Arc<Live>> = self
+                .live
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .values()
+                .cloned()
+                .collect();
+            for l in all {
+                self.begin_terminate(&l, TerminateReason::Budget);
+            }
+            return;
+        }
         for (user, spend) in &report.users {
             let Some(which) = spend::crossed(limits, spend) else {
                 continue;
@@ -1459,7 +1512,7 @@ impl Inner {
         }
     }
 
-    async fn reconcile(&self) -> Result<()> {
+    async fn reconcile(self: &Arc<Self>) -> Result<()> {
         for (provider, source) in &self.billing {
             let lives: Vec<Arc<Live>> = self
                 .live
@@ -1490,15 +1543,24 @@ impl Inner {
             let mut drift = 0.0;
             for (cid, usd) in billed {
                 if let Some(l) = by_cid.get(&cid) {
-                    let mut r = lock(&l.rec);
-                    drift += usd - r.accrued_usd(now);
-                    r.billed_usd = Some(usd);
+                    let over = {
+                        let mut r = lock(&l.rec);
+                        drift += usd - r.accrued_usd(now);
+                        r.billed_usd = Some(usd);
+                        // The session's own cap, against a bill that ran ahead of the estimate.
+                        r.max_cost_usd.is_some_and(|max| r.spent_usd(now) >= max)
+                    };
+                    if over {
+                        self.begin_terminate(l, TerminateReason::Budget);
+                    }
                 }
             }
             *lock(&self.drift) = drift;
             metrics::gauge!("atlas_spend_reconciliation_drift_usd", "provider" => provider.clone())
                 .set(drift);
         }
+        // Per-user and store caps now count the bills just recorded.
+        self.check_user_caps();
         Ok(())
     }
 

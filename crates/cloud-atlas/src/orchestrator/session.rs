@@ -385,6 +385,17 @@ impl Session {
         self.accrued_before_usd + ms / 3_600_000.0 * self.cost_per_hour
     }
 
+    /// What the session has cost by `now`, as far as anyone knows: the larger of the
+    /// estimate ([`accrued_usd`](Self::accrued_usd)) and the provider's last reconciled
+    /// bill ([`billed_usd`](Self::billed_usd)). Spend caps compare against this.
+    pub fn spent_usd(&self, now: DateTime<Utc>) -> f64 {
+        let est = self.accrued_usd(now);
+        match self.billed_usd {
+            Some(b) if b.is_finite() && b > est => b,
+            _ => est,
+        }
+    }
+
     /// Change the billing rate from `now` (a stopped machine bills storage only).
     pub(crate) fn set_rate(&mut self, rate: f64, now: DateTime<Utc>) {
         if (rate - self.cost_per_hour).abs() > f64::EPSILON {
@@ -571,5 +582,35 @@ mod tests {
         assert_eq!(why, TerminateReason::Budget);
         assert_eq!((at - now).num_seconds(), 10);
         assert!((s.accrued_usd(now + chrono::Duration::seconds(10)) - 0.01).abs() < 1e-9);
+    }
+
+    #[test]
+    fn spent_is_the_larger_of_estimate_and_bill() {
+        let now = Utc::now();
+        let req = SessionRequest::new("mock", "u", compute());
+        let c = req.compute_request(None).unwrap();
+        let mut s = Session::intent(
+            "s".into(),
+            &req,
+            &c,
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            now,
+        );
+        s.cost_per_hour = 2.0;
+        s.rate_since = now - chrono::Duration::hours(1);
+        assert!((s.spent_usd(now) - 2.0).abs() < 1e-9, "estimate only");
+        s.billed_usd = Some(1.5);
+        assert!((s.spent_usd(now) - 2.0).abs() < 1e-9, "a lagging bill");
+        s.billed_usd = Some(3.25);
+        assert!(
+            (s.spent_usd(now) - 3.25).abs() < 1e-9,
+            "a bill above the estimate"
+        );
+        s.billed_usd = Some(f64::NAN);
+        assert!(
+            (s.spent_usd(now) - 2.0).abs() < 1e-9,
+            "a nonsense bill is ignored"
+        );
     }
 }
