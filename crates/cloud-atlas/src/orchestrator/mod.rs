@@ -75,6 +75,7 @@ pub mod lease;
 pub mod reaper;
 pub mod schedule;
 pub mod session;
+pub mod settings;
 pub mod spend;
 pub mod store;
 
@@ -84,7 +85,8 @@ pub use reaper::{ReapAction, ReapDecision, ReapOptions, ReapReport, Reaper, Reap
 pub use session::{
     Session, SessionFilter, SessionRequest, SessionState, SpawnedSession, DEFAULT_NAME_PREFIX,
 };
-pub use spend::{BillingSource, SpendLimits, SpendReport, UserSpend};
+pub use settings::{OrchestratorSettings, ORCHESTRATOR_KEYS};
+pub use spend::{month_start, BillingSource, SpendLimits, SpendReport, UserSpend};
 pub use store::SessionStore;
 
 use crate::error::{Error, ErrorKind, Result};

@@ -774,10 +774,10 @@ mod tests {
         );
         assert_eq!(d[0].0.action, ReapAction::Terminate);
         // The grace window comes from the config, not a constant.
-        let cfg = cfg.with_grace(Duration::from_millis(GRACE_MS as u64 + 1));
+        let cfg = ReaperConfig::default().with_grace(Duration::from_millis(GRACE_MS as u64 + 1));
         let d = plan(
             "mock",
-            &[machine("m-plain", "atlas-0123456789ab", GRACE_MS)],
+            &[machine("m-plain", "atlas-session-x-1", GRACE_MS)],
             &[],
             &HashSet::new(),
             &cfg,
@@ -971,6 +971,28 @@ mod tests {
             .with_interval(Duration::from_millis(1))
             .validate()
             .unwrap();
+        let c = ReaperConfig::default()
+            .with_prefix("")
+            .with_force_empty_prefix(true)
+            .with_grace(Duration::from_secs(7))
+            .with_interval(Duration::from_secs(9))
+            .with_enabled(false);
+        assert_eq!(
+            (
+                c.prefix.as_str(),
+                c.force_empty_prefix,
+                c.grace,
+                c.interval,
+                c.enabled
+            ),
+            (
+                "",
+                true,
+                Duration::from_secs(7),
+                Duration::from_secs(9),
+                false
+            )
+        );
         let c = ReaperConfig::default();
         assert_eq!(c.prefix, "atlas-session-");
         assert_eq!(c.grace, Duration::from_secs(600));
