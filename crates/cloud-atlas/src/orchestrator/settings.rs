@@ -201,12 +201,14 @@ impl OrchestratorSettings {
                 "max_sessions_per_user" => {
                     s.max_sessions_per_user = Some(match v.as_integer() {
                         Some(n) if (1..=MAX_SESSIONS).contains(&n) => n as usize,
-                        _ => return Err(Error::validation(
-                            &key(k),
-                            format!(
+                        _ => {
+                            return Err(Error::validation(
+                                &key(k),
+                                format!(
                                 "{v} is not allowed; use a whole number from 1 to {MAX_SESSIONS}"
                             ),
-                        )),
+                            ))
+                        }
                     })
                 }
                 "max_usd_per_hour_per_user" => s.max_usd_per_hour_per_user = Some(usd(k, v)?),
