@@ -1401,7 +1401,7 @@ mod tests {
         let mut dropped = intent("s-drop", "mock", 0);
         dropped.created_at = Utc::now() - chrono::Duration::hours(1);
         w.store.insert(&dropped).await.unwrap();
-        let store: Arc<dyn SessionStore> = w.store.clone();
+        let store: Arc<dyn SessionStore> = Arc::clone(&w.store) as Arc<dyn SessionStore>;
         let reaper = Reaper::new(Arc::clone(&store), ReaperConfig::default())
             .provider(Arc::new(w.mock.clone()));
         let r = reaper.run(&ReapOptions::default()).await.unwrap();
