@@ -205,7 +205,7 @@ async fn two_nodes_one_reaper_that_spares_the_other_nodes_sessions() {
 
     // A's interval reaper runs: an old orphan goes.
     let orphan = mock
-        .seed("atlas-orphan-1", None, Duration::from_secs(3600))
+        .seed("atlas-session-orphan-1", None, Duration::from_secs(3600))
         .unwrap()
         .id;
     eventually("node a reaps the orphan", || async {
@@ -248,7 +248,7 @@ async fn two_nodes_one_reaper_that_spares_the_other_nodes_sessions() {
     );
     // B's rounds now run (a new orphan goes) and still spare A's released session.
     let orphan = mock
-        .seed("atlas-orphan-2", None, Duration::from_secs(3600))
+        .seed("atlas-session-orphan-2", None, Duration::from_secs(3600))
         .unwrap()
         .id;
     eventually("node b reaps the new orphan", || async {
