@@ -563,7 +563,7 @@ impl Effects for StoreEffects<'_> {
     }
     async fn vanished(&self, s: &Session) -> Result<()> {
         self.store
-            .finish(&s.id, s.accrued_usd(Utc::now()))
+            .finish(&s.id, s.spent_usd(Utc::now()))
             .await
             .map(drop)
     }
