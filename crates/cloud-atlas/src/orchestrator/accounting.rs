@@ -92,7 +92,7 @@ impl Inner {
         }
     }
 
-    pub(super) async fn reconcile(&self) -> Result<()> {
+    pub(super) async fn reconcile_bills(&self) -> Result<()> {
         for (provider, source) in &self.billing {
             let lives: Vec<Arc<Live>> = self
                 .live

@@ -353,12 +353,13 @@ impl Orchestrator {
         self.inner.leader.load(Ordering::Acquire)
     }
 
-    /// Reconcile estimates with provider billing now (providers with a [`BillingSource`]).
+    /// Reconcile the spend estimates with the providers' bills now (providers with a
+    /// [`BillingSource`]); also done every `reconcile_interval`.
     ///
     /// # Errors
     /// The first billing error.
-    pub async fn reconcile(&self) -> Result<()> {
-        self.inner.reconcile().await
+    pub async fn reconcile_bills(&self) -> Result<()> {
+        self.inner.reconcile_bills().await
     }
 
     /// Persist pending heartbeats now (also done every `heartbeat_flush_interval`).
