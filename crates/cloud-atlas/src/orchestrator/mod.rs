@@ -18,8 +18,10 @@
 //! Spawn writes an intent (session id, launch id, name) to the [`SessionStore`]
 //! **before** calling the provider, and the compute id after. On start, every stored
 //! session is re-adopted (timers rebuilt from stored wall-clock times), terminations in
-//! progress are resumed, and dangling intents are resolved by listing the provider by
-//! launch name: the machine is adopted, or the intent dropped when there is none.
+//! progress are resumed, and dangling intents older than the reaper's grace window are
+//! resolved by listing the provider by launch name: the machine is adopted, or the intent
+//! dropped when there is none. Younger intents are left to their owner (another process
+//! sharing the store may be spawning them right now).
 //! A failed terminate never drops the record: it is retried with backoff and reported
 //! as [`EventKind::TerminateFailed`].
 //!
