@@ -6,9 +6,9 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
+use cloud_atlas::wait::{Backoff, Poll, Window};
 use cloud_atlas::{Checked, Compute, ComputeStatus, Error, ErrorKind, Provider, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use tokio::time::Instant;
 
 /// First pause between polls; it doubles up to [`MAX_POLL`].
 const FIRST_POLL: Duration = Duration::from_millis(200);
@@ -111,39 +111,47 @@ pub(crate) async fn until_running(
     timeout: Duration,
     progress: &mut Progress,
 ) -> Result<Compute> {
-    let started = Instant::now();
-    let deadline = cloud_atlas::spec::instant_after(started, timeout);
-    let mut pause = FIRST_POLL;
-    loop {
-        let c = provider.get(id).await?;
-        progress.observe(id, c.status.as_str(), started.elapsed());
-        if c.status == ComputeStatus::Running {
-            return Ok(c);
-        }
-        if c.status.is_terminal() {
-            return Err(Error::new(
-                ErrorKind::Provider,
-                format!("{id} became {} while waiting for it to run", c.status),
-            )
-            .with_provider(provider.name().to_string())
-            .with_operation("wait"));
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(Error::new(
+    // The probe runs in a future, so the progress it reports to is shared with it.
+    let progress = std::sync::Mutex::new(progress);
+    let progress = &progress;
+    cloud_atlas::wait::until(
+        timeout,
+        Backoff {
+            first: FIRST_POLL,
+            max: MAX_POLL,
+        },
+        |w: Window| async move {
+            let c = provider.get(id).await?;
+            progress
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .observe(id, c.status.as_str(), w.elapsed());
+            if c.status == ComputeStatus::Running {
+                return Ok(Poll::Ready(c));
+            }
+            if c.status.is_terminal() {
+                return Err(Error::new(
+                    ErrorKind::Provider,
+                    format!("{id} became {} while waiting for it to run", c.status),
+                )
+                .with_provider(provider.name().to_string())
+                .with_operation("wait"));
+            }
+            Ok(Poll::Pending(c.status.to_string()))
+        },
+        |last| {
+            Error::new(
                 ErrorKind::Timeout,
                 format!(
-                    "{id} still {} after {}; it keeps running (and billing): wait with a bigger --timeout or `atlas terminate {id}`",
-                    c.status,
+                    "{id} still {last} after {}; it keeps running (and billing): wait with a bigger --timeout or `atlas terminate {id}`",
                     humantime::format_duration(timeout)
                 ),
             )
             .with_provider(provider.name().to_string())
-            .with_operation("wait"));
-        }
-        tokio::time::sleep(pause.min(deadline - now)).await;
-        pause = (pause * 2).min(MAX_POLL);
-    }
+            .with_operation("wait")
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

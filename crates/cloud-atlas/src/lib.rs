@@ -75,6 +75,7 @@ pub mod orchestrator;
 mod provider;
 pub mod providers;
 pub mod spec;
+pub mod wait;
 
 #[cfg(feature = "testing")]
 pub mod testing;

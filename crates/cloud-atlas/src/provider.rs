@@ -164,36 +164,37 @@ impl<T: Provider + ?Sized> ProviderExt for T {
         status: ComputeStatus,
         timeout: Duration,
     ) -> Result<Compute> {
-        let deadline = crate::spec::deadline_in(timeout);
-        let mut delay = Duration::from_millis(250);
-        loop {
-            let c = self.get(id).await?;
-            if c.status == status {
-                return Ok(c);
-            }
-            if c.status.is_terminal() {
-                return Err(Error::new(
-                    ErrorKind::Provider,
-                    format!("{id} became {} while waiting for {status}", c.status),
-                )
-                .with_provider(self.name().to_string())
-                .with_operation("wait_for"));
-            }
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
-                return Err(Error::new(
+        let status = &status;
+        crate::wait::until(
+            timeout,
+            crate::wait::Backoff::DEFAULT,
+            move |_| async move {
+                let c = self.get(id).await?;
+                if c.status == *status {
+                    return Ok(crate::wait::Poll::Ready(c));
+                }
+                if c.status.is_terminal() {
+                    return Err(Error::new(
+                        ErrorKind::Provider,
+                        format!("{id} became {} while waiting for {status}", c.status),
+                    )
+                    .with_provider(self.name().to_string())
+                    .with_operation("wait_for"));
+                }
+                Ok(crate::wait::Poll::Pending(c.status.to_string()))
+            },
+            |last| {
+                Error::new(
                     ErrorKind::Timeout,
                     format!(
-                        "{id} still {} after {}; wait longer with a bigger timeout",
-                        c.status,
+                        "{id} still {last} after {}; wait longer with a bigger timeout",
                         humantime::format_duration(timeout)
                     ),
                 )
                 .with_provider(self.name().to_string())
-                .with_operation("wait_for"));
-            }
-            tokio::time::sleep(delay.min(deadline - now)).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
-        }
+                .with_operation("wait_for")
+            },
+        )
+        .await
     }
 }

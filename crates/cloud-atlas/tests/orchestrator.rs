@@ -482,7 +482,7 @@ async fn billing_reconciliation_records_the_drift() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(3600)).await;
-    orch.reconcile().await.unwrap();
+    orch.reconcile_bills().await.unwrap();
     let got = orch.get(&s.session.id).unwrap();
     let billed = got.billed_usd.unwrap();
     assert!((billed - 2.99).abs() < 0.01, "{billed}");

@@ -46,13 +46,29 @@ fn mock_at(dir: &std::path::Path) -> Mock {
 }
 
 async fn start(mock: &Mock, store: Arc<dyn SessionStore>) -> Orchestrator {
+    start_with(mock, store, cfg()).await
+}
+
+async fn start_with(
+    mock: &Mock,
+    store: Arc<dyn SessionStore>,
+    c: OrchestratorConfig,
+) -> Orchestrator {
     Orchestrator::builder()
         .store_arc(store)
         .provider(mock.clone())
-        .config(cfg())
+        .config(c)
         .start()
         .await
         .unwrap()
+}
+
+/// A start after the intent grace window has passed (the intents are old enough to be
+/// resolved; a younger one may still be spawning in another process).
+async fn start_after_grace(mock: &Mock, store: Arc<dyn SessionStore>) -> Orchestrator {
+    let mut c = cfg();
+    c.reaper.grace = Duration::ZERO;
+    start_with(mock, store, c).await
 }
 
 async fn terminated(sub: &mut Subscription) -> TerminateReason {
@@ -262,7 +278,7 @@ async fn crash_between_spawn_and_store_write_is_adopted_on_restart() {
         (SessionState::Pending, None)
     );
 
-    let orch = start(&mock, Arc::new(SqliteSessionStore::open(&path).unwrap())).await;
+    let orch = start_after_grace(&mock, Arc::new(SqliteSessionStore::open(&path).unwrap())).await;
     let adopted = orch.get(&intents[0].id).unwrap();
     assert_eq!(adopted.state, SessionState::Active);
     let machine = &mock.list(&Default::default()).await.unwrap()[0];
@@ -307,7 +323,16 @@ async fn dangling_intents_are_adopted_or_dropped_on_restart() {
     };
     assert_eq!(mock.live_count().unwrap(), 1);
     let store = Arc::new(SqliteSessionStore::open(&path).unwrap());
-    let orch = start(&mock, Arc::<SqliteSessionStore>::clone(&store)).await;
+    // Within the grace window a start leaves both intents alone: another process
+    // sharing the store may still be spawning them (issue 12, defect 1).
+    {
+        let young = start(&mock, Arc::<SqliteSessionStore>::clone(&store)).await;
+        assert_eq!(young.len(), 0, "young intents are not adopted");
+        assert_eq!(store.list().await.unwrap().len(), 2, "nor dropped");
+        young.shutdown(ShutdownPolicy::Release).await.unwrap();
+    }
+    assert_eq!(mock.live_count().unwrap(), 1, "nothing terminated");
+    let orch = start_after_grace(&mock, Arc::<SqliteSessionStore>::clone(&store)).await;
     assert_eq!(orch.len(), 1);
     assert_eq!(
         orch.get(&kept.id).unwrap().state,

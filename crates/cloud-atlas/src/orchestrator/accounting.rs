@@ -127,7 +127,7 @@ impl Inner {
         }
     }
 
-    pub(super) async fn reconcile(self: &Arc<Self>) -> Result<()> {
+    pub(super) async fn reconcile_bills(self: &Arc<Self>) -> Result<()> {
         for (provider, source) in &self.billing {
             let lives: Vec<Arc<Live>> = self
                 .live

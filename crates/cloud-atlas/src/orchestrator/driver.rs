@@ -107,7 +107,7 @@ impl Inner {
                     if !self.billing.is_empty() {
                         let me = Arc::clone(&self);
                         self.tasks.spawn(async move {
-                            if let Err(e) = me.reconcile().await {
+                            if let Err(e) = me.reconcile_bills().await {
                                 tracing::warn!(error = %e, "billing reconciliation failed");
                             }
                         });

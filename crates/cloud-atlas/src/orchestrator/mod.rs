@@ -18,8 +18,10 @@
 //! Spawn writes an intent (session id, launch id, name) to the [`SessionStore`]
 //! **before** calling the provider, and the compute id after. On start, every stored
 //! session is re-adopted (timers rebuilt from stored wall-clock times), terminations in
-//! progress are resumed, and dangling intents are resolved by listing the provider by
-//! launch name: the machine is adopted, or the intent dropped when there is none.
+//! progress are resumed, and dangling intents older than the reaper's grace window are
+//! resolved by listing the provider by launch name: the machine is adopted, or the intent
+//! dropped when there is none. Younger intents are left to their owner (another process
+//! sharing the store may be spawning them right now).
 //! A failed terminate never drops the record: it is retried with backoff and reported
 //! as [`EventKind::TerminateFailed`].
 //!
@@ -357,12 +359,13 @@ impl Orchestrator {
         self.inner.leader.load(Ordering::Acquire)
     }
 
-    /// Reconcile estimates with provider billing now (providers with a [`BillingSource`]).
+    /// Reconcile the spend estimates with the providers' bills now (providers with a
+    /// [`BillingSource`]); also done every `reconcile_interval`.
     ///
     /// # Errors
     /// The first billing error.
-    pub async fn reconcile(&self) -> Result<()> {
-        self.inner.reconcile().await
+    pub async fn reconcile_bills(&self) -> Result<()> {
+        self.inner.reconcile_bills().await
     }
 
     /// Persist pending heartbeats now (also done every `heartbeat_flush_interval`).

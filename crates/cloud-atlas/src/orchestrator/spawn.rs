@@ -4,7 +4,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::{
@@ -14,6 +13,7 @@ use super::{
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::Provider;
 use crate::spec::{ComputeStatus, ListFilter};
+use crate::wait::{Poll, Window};
 
 impl Inner {
     pub(super) async fn spawn(self: &Arc<Self>, req: SessionRequest) -> Result<SpawnedSession> {
@@ -153,6 +153,8 @@ impl Inner {
         }
     }
 
+    /// Poll the machine until it runs (then emit [`EventKind::Running`]), ends, is
+    /// gone, the session terminates, or `boot_timeout` passes; failed polls are retried.
     pub(super) async fn watch_running(self: Arc<Self>, live: Arc<Live>) {
         let (provider, cid) = {
             let r = lock(&live.rec);
@@ -161,26 +163,41 @@ impl Inner {
         let (Ok(p), Some(cid)) = (self.provider(&provider), cid) else {
             return;
         };
-        let end = crate::spec::deadline_in(self.cfg.boot_timeout);
-        let mut delay = Duration::from_millis(250);
-        while Instant::now() < end
-            && !live.terminating.load(Ordering::Relaxed)
-            && !live.running_seen.load(Ordering::Relaxed)
-        {
-            match p.get(&cid).await {
-                Ok(c) if c.status == ComputeStatus::Running => {
-                    self.mark_running(&live, c.http_url().map(str::to_string));
-                    return;
+        let (me, live, cid) = (&*self, &*live, cid.as_str());
+        let watch = crate::wait::until(
+            self.cfg.boot_timeout,
+            crate::wait::Backoff::DEFAULT,
+            |_| async move {
+                if live.terminating.load(Ordering::Relaxed)
+                    || live.running_seen.load(Ordering::Relaxed)
+                {
+                    return Ok(Poll::Ready(()));
                 }
-                Ok(c) if c.status.is_terminal() => return,
-                Err(e) if e.kind() == ErrorKind::NotFound => return,
-                _ => {}
+                Ok(match p.get(cid).await {
+                    Ok(c) if c.status == ComputeStatus::Running => {
+                        me.mark_running(live, c.http_url().map(str::to_string));
+                        Poll::Ready(())
+                    }
+                    Ok(c) if c.status.is_terminal() => Poll::Ready(()),
+                    Err(e) if e.kind() == ErrorKind::NotFound => Poll::Ready(()),
+                    Ok(c) => Poll::Pending(c.status.to_string()),
+                    Err(e) => Poll::Pending(e.to_string()),
+                })
+            },
+            |last| {
+                Error::new(
+                    ErrorKind::Timeout,
+                    format!("machine {cid} not running after the boot timeout: {last}"),
+                )
+            },
+        );
+        tokio::select! {
+            r = watch => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "stopped watching for running");
+                }
             }
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = self.work.cancelled() => return,
-            }
-            delay = (delay * 2).min(Duration::from_secs(5));
+            _ = self.work.cancelled() => {}
         }
     }
 
@@ -197,61 +214,60 @@ impl Inner {
                 format!("session {id} has no machine yet"),
             )
         })?;
-        let deadline = crate::spec::deadline_in(timeout);
-        let mut delay = Duration::from_millis(250);
         let http = crate::http::HttpClient::shared();
-        let mut last: String;
-        loop {
-            let c = p.get(&cid).await?;
-            if c.status.is_terminal() {
-                return Err(Error::new(
-                    ErrorKind::Provider,
-                    format!("session {id}: machine {cid} became {}", c.status),
-                )
-                .with_provider(provider.clone()));
-            }
-            if c.status == ComputeStatus::Running {
-                self.mark_running(&live, c.http_url().map(str::to_string));
-                match c.http_url() {
-                    None => return Ok(live.snapshot()),
-                    Some(url) => {
-                        let left = deadline
-                            .saturating_duration_since(Instant::now())
-                            .max(Duration::from_millis(1));
-                        match http
-                            .reqwest_client()
-                            .get(url)
-                            .timeout(left.min(Duration::from_secs(5)))
-                            .send()
-                            .await
-                        {
-                            Ok(r) if r.status().as_u16() < 500 => return Ok(live.snapshot()),
-                            Ok(r) => {
-                                last =
-                                    format!("running, port answered HTTP {}", r.status().as_u16())
-                            }
-                            Err(e) => {
-                                last = format!(
-                                    "running, port not answering ({})",
-                                    crate::http::redact_text(&e.to_string(), &[])
-                                )
-                            }
-                        }
-                    }
+        let (p, http) = (&*p, &http);
+        let (live, cid, provider) = (&*live, cid.as_str(), provider.as_str());
+        crate::wait::until(
+            timeout,
+            crate::wait::Backoff::DEFAULT,
+            |w: Window| async move {
+                let c = p.get(cid).await?;
+                if c.status.is_terminal() {
+                    return Err(Error::new(
+                        ErrorKind::Provider,
+                        format!("session {id}: machine {cid} became {}", c.status),
+                    )
+                    .with_provider(provider.to_string()));
                 }
-            } else {
-                last = c.status.to_string();
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!("session {id} not ready after {}: {last}; wait longer with a bigger timeout", humantime::format_duration(timeout)),
+                if c.status != ComputeStatus::Running {
+                    return Ok(Poll::Pending(c.status.to_string()));
+                }
+                self.mark_running(live, c.http_url().map(str::to_string));
+                let Some(url) = c.http_url() else {
+                    return Ok(Poll::Ready(live.snapshot()));
+                };
+                let left = w.left().max(Duration::from_millis(1));
+                Ok(
+                    match http
+                        .reqwest_client()
+                        .get(url)
+                        .timeout(left.min(Duration::from_secs(5)))
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status().as_u16() < 500 => Poll::Ready(live.snapshot()),
+                        Ok(r) => Poll::Pending(format!(
+                            "running, port answered HTTP {}",
+                            r.status().as_u16()
+                        )),
+                        Err(e) => Poll::Pending(format!(
+                            "running, port not answering ({})",
+                            crate::http::redact_text(&e.to_string(), &[])
+                        )),
+                    },
                 )
-                .with_operation("wait_ready"));
-            }
-            tokio::time::sleep(delay.min(deadline - now)).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
-        }
+            },
+            |last| {
+                Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "session {id} not ready after {}: {last}; wait longer with a bigger timeout",
+                        humantime::format_duration(timeout)
+                    ),
+                )
+                .with_operation("wait_ready")
+            },
+        )
+        .await
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{exists, missing, SessionStore};
 use crate::config::Config;
@@ -19,7 +19,12 @@ use crate::orchestrator::session::Session;
 /// File name of the session store inside the data directory.
 pub const SESSIONS_DB_FILE: &str = "sessions.sqlite";
 
-/// Sessions in SQLite (WAL mode; writes are short transactions).
+/// How long a statement waits for another process's write lock before failing with
+/// "database is locked" (many `atlas` processes may share one store).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Sessions in SQLite (WAL mode; writes are short transactions, taken `IMMEDIATE` so a
+/// read-then-write waits on the busy timeout instead of failing when another process wrote).
 pub struct SqliteSessionStore {
     conn: Mutex<Connection>,
     path: PathBuf,
@@ -45,7 +50,7 @@ impl SqliteSessionStore {
         }
         crate::files::create_private_file(&path)?;
         let conn = Connection::open(&path).map_err(|e| db_err(&path, e))?;
-        conn.busy_timeout(Duration::from_secs(5))
+        conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| db_err(&path, e))?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL;
@@ -186,7 +191,9 @@ impl SessionStore for SqliteSessionStore {
             return Ok(());
         }
         let mut c = self.lock();
-        let tx = c.transaction().map_err(|e| self.err(e))?;
+        let tx = c
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
         {
             let mut st = tx
                 .prepare_cached(
@@ -203,7 +210,9 @@ impl SessionStore for SqliteSessionStore {
 
     async fn finish(&self, id: &str, spent_usd: f64) -> Result<bool> {
         let mut c = self.lock();
-        let tx = c.transaction().map_err(|e| self.err(e))?;
+        let tx = c
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
         let user: Option<String> = tx
             .query_row("SELECT user_id FROM sessions WHERE id = ?1", [id], |r| {
                 r.get(0)
