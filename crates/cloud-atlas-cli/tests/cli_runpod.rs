@@ -76,6 +76,53 @@ fn job<'a>(more: &[&'a str]) -> Vec<&'a str> {
     with(&["--provider", "runpod", "job"], more)
 }
 
+/// RunPod echoes a pod's `env` (the spec's examples: `{"MODEL_NAME": "llama-3"}`) in
+/// every create, get and list reply: `raw` keeps the names, never the values, in any
+/// output form, and a secret passed with `--env` shows up nowhere.
+#[test]
+fn env_values_never_reach_output() {
+    let prism = Prism::start(SPEC);
+    let s = Sandbox::new(&prism.base_url());
+    const ECHOED: &str = "llama-3";
+    const MINE: &str = "canary-7f3a9b";
+    let spawn_secret = format!("HF_TOKEN={MINE}");
+    let runs = [
+        vec![
+            "spawn",
+            "--gpu",
+            "rtx_4090",
+            "--image",
+            "img",
+            "--env",
+            &spawn_secret,
+            "-o",
+            "json",
+        ],
+        vec!["get", POD, "-o", "json"],
+        vec!["ls", "-o", "json"],
+        vec!["ls", "-o", "jsonl"],
+    ];
+    for (i, args) in runs.iter().enumerate() {
+        let mut cmd = s.cmd(&with(RP, args));
+        if i == 1 {
+            // Logs on stderr, as verbose as they get.
+            cmd.env("ATLAS_LOG", "trace");
+        }
+        let r = Run::of(&mut cmd).ok();
+        for out in [&r.stdout, &r.stderr] {
+            assert!(
+                !out.contains(ECHOED),
+                "{args:?} printed an env value: {r:#?}"
+            );
+            assert!(!out.contains(MINE), "{args:?} printed an env value: {r:#?}");
+        }
+        assert!(
+            r.stdout.contains("MODEL_NAME") && r.stdout.contains("[redacted]"),
+            "{args:?}: env names stay visible in raw: {r:#?}"
+        );
+    }
+}
+
 /// The "Done when", command by command.
 #[test]
 fn done_when_pod_commands_conform_to_the_spec() {

@@ -26,7 +26,7 @@ use tracing::Instrument;
 use url::Url;
 
 pub use pace::Pacer;
-pub use redact::{redact_text, redact_url, REDACTED};
+pub use redact::{redact_raw, redact_text, redact_url, ENV_REDACTED, REDACTED};
 pub use retry::{parse_retry_after, Idempotency, RetryConfig};
 
 use crate::auth::Secret;

@@ -121,6 +121,108 @@ pub fn redact_value(v: &mut serde_json::Value) -> bool {
     changed
 }
 
+/// What replaces an environment variable's value in native JSON (`raw`) and `Debug`.
+pub const ENV_REDACTED: &str = "[redacted]";
+
+/// Field names that hold a container's environment in the providers' native JSON:
+/// RunPod pods/templates/endpoints and Fly machine configs (`env`, an object), Vast
+/// instances (`extra_env`, `[[k, v], …]` or `["K=V", …]`) and templates (`env`, Docker
+/// flags `-e K=V -p …`).
+const ENV_FIELDS: &[&str] = &["env", "extra_env", "environment", "env_vars"];
+
+/// A provider's native JSON made safe to print: every environment variable keeps its
+/// name but loses its value ([`ENV_REDACTED`]), and string values of secret-looking
+/// fields (`jupyter_token`, `api_key`, …) become [`REDACTED`]. Used for every `raw`
+/// a provider hands out, so `atlas get -o json` never prints `ATLAS_PRESHARED_KEY`.
+pub fn redact_raw(mut v: serde_json::Value) -> serde_json::Value {
+    redact_env_fields(&mut v);
+    redact_value(&mut v);
+    v
+}
+
+fn redact_env_fields(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, val) in map.iter_mut() {
+                if ENV_FIELDS.iter().any(|f| k.eq_ignore_ascii_case(f)) {
+                    redact_env(val);
+                } else {
+                    redact_env_fields(val);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_env_fields),
+        _ => {}
+    }
+}
+
+/// Redact the values of one environment in any of the shapes providers use.
+fn redact_env(env: &mut serde_json::Value) {
+    use serde_json::Value;
+    let hidden = || Value::String(ENV_REDACTED.into());
+    match env {
+        // {"K": "v"}
+        Value::Object(map) => {
+            for (k, val) in map.iter_mut() {
+                // Kubernetes-style {"name": K, "value": v} items keep their name.
+                if !k.eq_ignore_ascii_case("name") && !k.eq_ignore_ascii_case("key") {
+                    *val = hidden();
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                match item {
+                    // ["K", "v"]
+                    Value::Array(pair) => {
+                        for val in pair.iter_mut().skip(1) {
+                            *val = hidden();
+                        }
+                    }
+                    // "K=v"
+                    Value::String(s) => *s = redact_env_pair(s),
+                    Value::Object(_) => redact_env(item),
+                    other => *other = hidden(),
+                }
+            }
+        }
+        // Docker flags: "-e K=v --env K2=v2 -p 8000:8000"
+        Value::String(s) => *s = redact_env_flags(s),
+        Value::Null | Value::Bool(_) => {}
+        other => *other = hidden(),
+    }
+}
+
+fn redact_env_pair(s: &str) -> String {
+    match s.split_once('=') {
+        Some((k, _)) => format!("{k}={ENV_REDACTED}"),
+        None => s.to_string(),
+    }
+}
+
+fn redact_env_flags(s: &str) -> String {
+    let mut out = Vec::new();
+    let mut words = s.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "-e" || w == "--env" {
+            out.push(w.to_string());
+            if let Some(pair) = words.next() {
+                out.push(redact_env_pair(pair));
+            }
+        } else if let Some(pair) = w.strip_prefix("--env=") {
+            out.push(format!("--env={}", redact_env_pair(pair)));
+        } else if w.starts_with('-') {
+            out.push(w.to_string());
+        } else if w.contains('=') {
+            // "K=v K2=v2" without flags.
+            out.push(redact_env_pair(w));
+        } else {
+            out.push(w.to_string());
+        }
+    }
+    out.join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +244,34 @@ mod tests {
         assert!(!r.contains("canary-123") && !r.contains("zzz"), "{r}");
         let r = redact_text("Authorization: Bearer abc.def rest", &[]);
         assert_eq!(r, "Authorization: Bearer REDACTED rest");
+    }
+
+    #[test]
+    fn env_values_go_keys_stay_in_every_shape() {
+        let raw = serde_json::json!({
+            "id": "p1",
+            "env": {"ATLAS_PRESHARED_KEY": "canary-1", "MODEL": "canary-2"},
+            "config": {"env": {"A": "canary-3"}},
+            "extra_env": [["HF", "canary-4"], "B=canary-5", ["-p 8000:8000", "1"]],
+            "template": {"env": "-e X=canary-6 --env Y=canary-7 -p 8000:8000"},
+            "jupyter_token": "canary-8",
+            "environment": [{"name": "Z", "value": "canary-9"}],
+        });
+        let out = redact_raw(raw).to_string();
+        assert!(!out.contains("canary"), "{out}");
+        for key in [
+            "ATLAS_PRESHARED_KEY",
+            "MODEL",
+            "\"A\"",
+            "HF",
+            "B=",
+            "X=",
+            "Y=",
+            "-p 8000:8000",
+            "\"Z\"",
+        ] {
+            assert!(out.contains(key), "{key} missing from {out}");
+        }
+        assert!(out.contains(ENV_REDACTED));
     }
 }

@@ -123,6 +123,37 @@ mod tests {
     }
 
     #[test]
+    fn only_408_and_429_of_the_4xx_are_retryable() {
+        let retried: Vec<u16> = (400..500).filter(|s| retryable_status(*s)).collect();
+        assert_eq!(retried, vec![408, 429]);
+        assert!((500..600).all(retryable_status));
+        assert!(!(200..400).any(retryable_status));
+    }
+
+    #[test]
+    fn hostile_retry_after_never_panics() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        for v in [
+            "-1", "-0.5", "NaN", "nan", "inf", "-inf", "infinity", "1e400", "", " ",
+        ] {
+            assert_eq!(parse_retry_after(v, now), None, "{v:?}");
+        }
+        // Larger than a Duration holds: as long as can be (the caller's budget then gives up).
+        assert_eq!(parse_retry_after("1e30", now), Some(Duration::MAX));
+        assert_eq!(
+            parse_retry_after("99999999999999999999999", now),
+            Some(Duration::MAX)
+        );
+        assert_eq!(
+            parse_retry_after("0.25", now),
+            Some(Duration::from_millis(250))
+        );
+        // A date in the past means "now", not a negative wait.
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(60));
+        assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
+    }
+
+    #[test]
     fn backoff_is_bounded() {
         let cfg = RetryConfig {
             max_retries: 5,

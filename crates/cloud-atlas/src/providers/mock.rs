@@ -628,7 +628,7 @@ impl Mock {
                 signing_secret: None,
             })
         });
-        c.raw = serde_json::json!({
+        c.set_raw(serde_json::json!({
             "id": m.id,
             "name": m.name,
             "power": m.power,
@@ -638,7 +638,7 @@ impl Mock {
             "command": m.command,
             "accrued_usd": (self.accrued(m, now) * 1e6).round() / 1e6,
             "deadline": m.deadline,
-        });
+        }));
         c
     }
 

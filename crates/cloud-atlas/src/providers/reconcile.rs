@@ -150,6 +150,51 @@ mod tests {
         assert!(found.is_empty());
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn pauses_between_listings_double() {
+        let policy = ReconcilePolicy {
+            attempts: 4,
+            first_delay: Duration::from_secs(2),
+        };
+        let start = tokio::time::Instant::now();
+        let at = std::sync::Mutex::new(Vec::new());
+        let found = find_launch(
+            policy,
+            || {
+                at.lock().unwrap().push(start.elapsed());
+                async { Ok(Vec::<i32>::new()) }
+            },
+            |_| true,
+        )
+        .await
+        .unwrap();
+        assert!(found.is_empty());
+        let secs: Vec<u64> = at.lock().unwrap().iter().map(|d| d.as_secs()).collect();
+        // Listings at 0, then after pauses of 2, 4 and 8 seconds.
+        assert_eq!(secs, vec![0, 2, 6, 14]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn zero_attempts_still_list_once() {
+        let calls = AtomicU32::new(0);
+        let policy = ReconcilePolicy {
+            attempts: 0,
+            first_delay: Duration::from_secs(1),
+        };
+        let found = find_launch(
+            policy,
+            || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async { Ok(vec![1]) }
+            },
+            |x: &i32| *x == 1,
+        )
+        .await
+        .unwrap();
+        assert_eq!(found, vec![1]);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
     #[tokio::test]
     async fn keeps_first_terminates_rest() {
         let killed = std::sync::Mutex::new(Vec::new());

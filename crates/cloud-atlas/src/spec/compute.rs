@@ -173,7 +173,9 @@ pub fn in_session_namespace(name: &str) -> bool {
 /// Every request carries a fresh `launch_id`; providers put it in the resource
 /// name ([`ComputeRequest::launch_name`]) and labels so an ambiguous create can be
 /// reconciled by listing before any retry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// `Debug` shows env names but never their values (they are often secrets).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ComputeRequest {
     /// GPU model; `None` for CPU-only compute.
@@ -268,8 +270,55 @@ impl ComputeRequest {
     }
 }
 
+/// Env names with their values hidden, for `Debug`.
+struct EnvNames<'a, I>(I)
+where
+    I: Iterator<Item = &'a String> + Clone;
+
+impl<'a, I> std::fmt::Debug for EnvNames<'a, I>
+where
+    I: Iterator<Item = &'a String> + Clone,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.clone().map(|k| (k, crate::http::ENV_REDACTED)))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ComputeRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComputeRequest")
+            .field("gpu", &self.gpu)
+            .field("gpu_count", &self.gpu_count)
+            .field("cpus", &self.cpus)
+            .field("memory_gb", &self.memory_gb)
+            .field("image", &self.image)
+            .field("command", &self.command)
+            .field("cloud_type", &self.cloud_type)
+            .field("spot", &self.spot)
+            .field("region_hints", &self.region_hints)
+            .field("ports", &self.ports)
+            .field("env", &EnvNames(self.env.keys()))
+            .field("volume_gb", &self.volume_gb)
+            .field("container_disk_gb", &self.container_disk_gb)
+            .field("network_volume_id", &self.network_volume_id)
+            .field("name", &self.name)
+            .field("template_id", &self.template_id)
+            .field("auth", &self.auth)
+            .field("idle_ttl", &self.idle_ttl)
+            .field("max_runtime", &self.max_runtime)
+            .field("labels", &self.labels)
+            .field("provider_opts", &self.provider_opts)
+            .field("launch_id", &self.launch_id)
+            .finish()
+    }
+}
+
 /// Builder for [`ComputeRequest`]; every check happens in [`build`](Self::build).
-#[derive(Debug, Clone, Default)]
+///
+/// `Debug` shows env names but never their values.
+#[derive(Clone, Default)]
 pub struct ComputeRequestBuilder {
     gpu: Option<Gpu>,
     gpu_count: Option<u32>,
@@ -293,6 +342,22 @@ pub struct ComputeRequestBuilder {
     labels: BTreeMap<String, String>,
     provider_opts: serde_json::Map<String, serde_json::Value>,
     launch_id: Option<String>,
+}
+
+impl std::fmt::Debug for ComputeRequestBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComputeRequestBuilder")
+            .field("gpu", &self.gpu)
+            .field("gpu_count", &self.gpu_count)
+            .field("image", &self.image)
+            .field("command", &self.command)
+            .field("ports", &self.ports)
+            .field("env", &EnvNames(self.env.iter().map(|(k, _)| k)))
+            .field("name", &self.name)
+            .field("auth", &self.auth)
+            .field("launch_id", &self.launch_id)
+            .finish_non_exhaustive()
+    }
 }
 
 macro_rules! setter {
@@ -750,6 +815,14 @@ impl Compute {
         }
     }
 
+    /// Set [`raw`](Self::raw) to the provider's native JSON with every environment
+    /// value and secret-looking field redacted ([`redact_raw`](crate::http::redact_raw)):
+    /// providers echo a machine's env (RunPod's `env`, Fly's `config.env`, Vast's
+    /// `extra_env`), and `raw` is printed by `atlas get -o json`.
+    pub fn set_raw(&mut self, raw: serde_json::Value) {
+        self.raw = crate::http::redact_raw(raw);
+    }
+
     /// URL of the first HTTP port, if any.
     pub fn http_url(&self) -> Option<&str> {
         self.ports
@@ -807,6 +880,29 @@ impl ListFilter {
 mod tests {
     use super::*;
     use crate::ErrorKind;
+
+    #[test]
+    fn debug_shows_env_names_not_values() {
+        let b = ComputeRequest::builder()
+            .image("img")
+            .env("HF_TOKEN", "canary-secret-1")
+            .env("MODEL", "canary-secret-2");
+        let shown = format!("{b:?}");
+        assert!(!shown.contains("canary"), "{shown}");
+        assert!(
+            shown.contains("HF_TOKEN") && shown.contains("MODEL"),
+            "{shown}"
+        );
+        let r = b.build().unwrap();
+        for shown in [format!("{r:?}"), format!("{r:#?}")] {
+            assert!(!shown.contains("canary"), "{shown}");
+            assert!(
+                shown.contains("HF_TOKEN") && shown.contains("[redacted]"),
+                "{shown}"
+            );
+            assert!(shown.contains("img"), "{shown}");
+        }
+    }
 
     #[test]
     fn builds_valid_request() {

@@ -219,7 +219,7 @@ pub fn compute(app: &str, id: String, m: &Value) -> Compute {
             ));
         }
     }
-    c.raw = m.clone();
+    c.set_raw(m.clone());
     c
 }
 

@@ -363,7 +363,7 @@ pub fn compute(v: &Value) -> Result<Compute> {
         }
     }
     c.ports = port_bindings(c.public_ip.as_deref(), &ports);
-    c.raw = redact_instance(v.clone());
+    c.set_raw(redact_instance(v.clone()));
     Ok(c)
 }
 

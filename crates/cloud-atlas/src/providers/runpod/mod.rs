@@ -444,7 +444,7 @@ macro_rules! with_raw {
     ($($t:ty),*) => {$(
         impl WithRaw for $t {
             fn set_raw(&mut self, raw: Value) {
-                self.raw = raw;
+                self.raw = crate::http::redact_raw(raw);
             }
         }
     )*};

@@ -326,7 +326,7 @@ pub fn compute(pod: &Value) -> Compute {
         c.labels
             .insert(LAUNCH_ID_LABEL.to_string(), lid.to_string());
     }
-    c.raw = pod.clone();
+    c.set_raw(pod.clone());
     c
 }
 

@@ -687,7 +687,7 @@ pub fn compute(inst: &Value) -> Compute {
         #[allow(clippy::cast_possible_truncation)]
         DateTime::<Utc>::from_timestamp(s.trunc() as i64, 0)
     });
-    c.raw = inst.clone();
+    c.set_raw(inst.clone());
     c
 }
 
