@@ -79,6 +79,23 @@ pub mod spec;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+/// The guides under `docs/`, included so `cargo test --doc` compiles and runs every Rust
+/// snippet in them (see `docs/README.md`).
+#[cfg(doctest)]
+pub mod guides {
+    #[doc = include_str!("../../../docs/getting-started.md")]
+    pub struct GettingStarted;
+    #[doc = include_str!("../../../docs/sessions.md")]
+    pub struct Sessions;
+    #[doc = include_str!("../../../docs/telemetry.md")]
+    pub struct Telemetry;
+    #[doc = include_str!("../../../docs/testing.md")]
+    pub struct Testing;
+    #[cfg(feature = "testing")]
+    #[doc = include_str!("../../../docs/writing-a-provider.md")]
+    pub struct WritingAProvider;
+}
+
 pub use async_trait::async_trait;
 pub use client::{is_not_found, Atlas, AtlasBuilder, Checked};
 pub use error::{Error, ErrorKind, Result};
