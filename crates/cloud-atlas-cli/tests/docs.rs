@@ -12,11 +12,18 @@ const MARKER: &str = "sh mock";
 /// `(guide, first line number, lines)` of every runnable block.
 fn blocks() -> Vec<(PathBuf, usize, Vec<String>)> {
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&docs)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "md"))
-        .collect();
+    let mut files = Vec::new();
+    let mut dirs = vec![docs];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|e| e == "md") {
+                files.push(p);
+            }
+        }
+    }
     files.sort();
     let mut out = Vec::new();
     for f in files {

@@ -91,6 +91,24 @@ pub mod guides {
     pub struct Telemetry;
     #[doc = include_str!("../../../docs/testing.md")]
     pub struct Testing;
+    #[doc = include_str!("../../../docs/security.md")]
+    pub struct Security;
+    #[doc = include_str!("../../../docs/fly-platform-ops.md")]
+    pub struct FlyPlatformOps;
+    #[doc = include_str!("../../../docs/several-nodes-postgres.md")]
+    pub struct SeveralNodesPostgres;
+    #[doc = include_str!("../../../docs/providers/README.md")]
+    pub struct Providers;
+    #[doc = include_str!("../../../docs/providers/mock.md")]
+    pub struct ProviderMock;
+    #[doc = include_str!("../../../docs/providers/runpod.md")]
+    pub struct ProviderRunpod;
+    #[doc = include_str!("../../../docs/providers/lambda.md")]
+    pub struct ProviderLambda;
+    #[doc = include_str!("../../../docs/providers/vast.md")]
+    pub struct ProviderVast;
+    #[doc = include_str!("../../../docs/providers/fly-machines.md")]
+    pub struct ProviderFlyMachines;
     #[cfg(feature = "testing")]
     #[doc = include_str!("../../../docs/writing-a-provider.md")]
     pub struct WritingAProvider;
