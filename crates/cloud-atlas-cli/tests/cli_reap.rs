@@ -1,7 +1,8 @@
 //! `atlas reap`, `atlas session` and `atlas mock seed`, run as separate processes sharing
 //! the mock cloud and the session store (SQLite under `ATLAS_HOME`): the reaper explains
 //! its decisions on a mock seeded with tracked, orphaned-with-prefix, young and foreign
-//! machines, and only the orphan goes.
+//! machines, and only the orphan goes; a plain `atlas spawn` machine is never a session
+//! machine, whatever its age.
 
 mod common;
 
@@ -87,7 +88,7 @@ fn reap_explains_then_reaps_only_the_orphan() {
     s.json(&[
         "mock",
         "seed",
-        "atlas-crashed-1a2b",
+        "atlas-session-crashed-1a2b",
         "--gpu",
         "h100",
         "--age",
@@ -98,7 +99,7 @@ fn reap_explains_then_reaps_only_the_orphan() {
     s.json(&[
         "mock",
         "seed",
-        "atlas-inflight-9z",
+        "atlas-session-inflight-9z",
         "--age",
         "2m",
         "-o",
@@ -123,7 +124,7 @@ fn reap_explains_then_reaps_only_the_orphan() {
         "would terminate",
         "orphan: untracked",
         "younger than the grace window",
-        "does not start with the prefix",
+        "not a session machine",
         "tracked by session",
         "dry run: nothing was changed",
     ] {
@@ -132,8 +133,14 @@ fn reap_explains_then_reaps_only_the_orphan() {
 
     let dry = s.json(&["reap", "--dry-run", "--provider", "mock", "-o", "json"]);
     assert_eq!(dry["dry_run"], true);
-    assert_eq!(decision(&dry, "atlas-crashed-1a2b")["action"], "terminate");
-    assert_eq!(decision(&dry, "atlas-inflight-9z")["action"], "keep");
+    assert_eq!(
+        decision(&dry, "atlas-session-crashed-1a2b")["action"],
+        "terminate"
+    );
+    assert_eq!(
+        decision(&dry, "atlas-session-inflight-9z")["action"],
+        "keep"
+    );
     assert_eq!(decision(&dry, "research-llm-finetune")["action"], "keep");
     assert_eq!(decision(&dry, &tracked)["action"], "keep");
     assert_eq!(
@@ -143,7 +150,7 @@ fn reap_explains_then_reaps_only_the_orphan() {
     );
 
     let real = s.json(&["reap", "--provider", "mock", "-o", "json"]);
-    assert_eq!(decision(&real, "atlas-crashed-1a2b")["done"], true);
+    assert_eq!(decision(&real, "atlas-session-crashed-1a2b")["done"], true);
     let names: Vec<String> = s
         .json(&["ls", "-o", "json"])
         .as_array()
@@ -152,7 +159,7 @@ fn reap_explains_then_reaps_only_the_orphan() {
         .map(|c| c["name"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(names.len(), 3);
-    assert!(!names.contains(&"atlas-crashed-1a2b".to_string()));
+    assert!(!names.contains(&"atlas-session-crashed-1a2b".to_string()));
 
     // The tracked session is listed, then stopped (terminated and forgotten).
     let sessions = s.json(&["session", "ls", "-o", "json"]);
@@ -193,5 +200,107 @@ fn reap_explains_then_reaps_only_the_orphan() {
     for c in left.as_array().unwrap() {
         s.json(&["terminate", c["id"].as_str().unwrap(), "-o", "json"]);
     }
+    assert_eq!(s.json(&["ls", "-o", "json"]).as_array().unwrap().len(), 0);
+}
+
+/// Defect 2 of issue 12: plain `atlas spawn` machines (named `atlas-…`) were orphans to
+/// the reaper once past the grace window. They are kept as "not a session machine"; a
+/// session machine that lost its session (named `atlas-session-…`) is still reaped, and
+/// an explicit wider `--prefix atlas-` still reaches plain spawns.
+#[test]
+fn reap_never_terminates_plain_spawn_machines() {
+    let s = Sandbox::new();
+    let plain = s.json(&["spawn", "--image", "app", "-o", "json"]);
+    let plain_id = plain["id"].as_str().unwrap().to_string();
+    let plain_name = plain["name"].as_str().unwrap().to_string();
+    assert!(
+        plain_name.starts_with("atlas-") && !plain_name.starts_with("atlas-session-"),
+        "{plain_name}"
+    );
+    let session = s.json(&[
+        "session", "spawn", "--user", "bob", "--image", "app", "-o", "json",
+    ]);
+    let session_name = session["session"]["name"].as_str().unwrap().to_string();
+    assert!(
+        session_name.starts_with("atlas-session-"),
+        "session machines live in their own namespace: {session_name}"
+    );
+    assert_eq!(
+        session["compute"]["labels"]["atlas_session"], "1",
+        "{session:#}"
+    );
+    // A session machine whose session is gone (a crash before it was recorded).
+    s.json(&[
+        "mock",
+        "seed",
+        "atlas-session-lost-77",
+        "--age",
+        "1h",
+        "-o",
+        "json",
+    ]);
+
+    let (code, table, err) = s.run(&["reap", "--grace", "0s", "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    let line = table
+        .lines()
+        .find(|l| l.contains(&plain_id))
+        .unwrap_or_else(|| panic!("no line for {plain_id}:\n{table}"));
+    assert!(
+        line.contains("keep") && line.contains("not a session machine"),
+        "{line}"
+    );
+
+    let dry = s.json(&["reap", "--grace", "0s", "--dry-run", "-o", "json"]);
+    assert_eq!(decision(&dry, &plain_name)["action"], "keep");
+    assert_eq!(decision(&dry, &session_name)["action"], "keep");
+    assert_eq!(
+        decision(&dry, "atlas-session-lost-77")["action"],
+        "terminate"
+    );
+
+    let real = s.json(&["reap", "--grace", "0s", "-o", "json"]);
+    assert_eq!(decision(&real, &plain_name)["action"], "keep");
+    assert_eq!(decision(&real, "atlas-session-lost-77")["done"], true);
+    let got = s.json(&["get", &plain_id, "-o", "json"]);
+    assert_ne!(got["status"], "terminated", "{got:#}");
+    let live: Vec<String> = s
+        .json(&["ls", "-o", "json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        live.contains(&plain_name) && live.contains(&session_name),
+        "{live:?}"
+    );
+    assert!(
+        !live.contains(&"atlas-session-lost-77".to_string()),
+        "{live:?}"
+    );
+
+    // An explicit wider scope is the operator's choice, and it does reach plain spawns.
+    let wide = s.json(&[
+        "reap",
+        "--grace",
+        "0s",
+        "--prefix",
+        "atlas-",
+        "--dry-run",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(decision(&wide, &plain_name)["action"], "terminate");
+    assert_eq!(decision(&wide, &session_name)["action"], "keep");
+
+    // A plain spawn cannot take a name in the session namespace (exit 2, names the field).
+    let (code, _, err) = s.run(&["spawn", "--image", "app", "--name", "atlas-session-x"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("name") && err.contains("reserved"), "{err}");
+
+    let sid = session["session"]["id"].as_str().unwrap();
+    s.json(&["session", "stop", sid, "-o", "json"]);
+    s.json(&["terminate", &plain_id, "-o", "json"]);
     assert_eq!(s.json(&["ls", "-o", "json"]).as_array().unwrap().len(), 0);
 }

@@ -205,7 +205,7 @@ async fn two_nodes_one_reaper_that_spares_the_other_nodes_sessions() {
 
     // A's interval reaper runs: an old orphan goes.
     let orphan = mock
-        .seed("atlas-orphan-1", None, Duration::from_secs(3600))
+        .seed("atlas-session-orphan-1", None, Duration::from_secs(3600))
         .unwrap()
         .id;
     eventually("node a reaps the orphan", || async {
@@ -248,7 +248,7 @@ async fn two_nodes_one_reaper_that_spares_the_other_nodes_sessions() {
     );
     // B's rounds now run (a new orphan goes) and still spare A's released session.
     let orphan = mock
-        .seed("atlas-orphan-2", None, Duration::from_secs(3600))
+        .seed("atlas-session-orphan-2", None, Duration::from_secs(3600))
         .unwrap()
         .id;
     eventually("node b reaps the new orphan", || async {
@@ -265,4 +265,24 @@ async fn two_nodes_one_reaper_that_spares_the_other_nodes_sessions() {
     assert_eq!(probe.current_holder().await.unwrap(), None, "b released it");
     mock.terminate(&s.compute.id).await.unwrap();
     store_a.drop_tables().await.unwrap();
+}
+
+/// The PostgreSQL store keeps closed spend as totals only: a monthly cap on it is refused
+/// at start (naming the cap), never silently dropped.
+#[tokio::test]
+async fn a_monthly_cap_on_postgres_is_refused_at_start() {
+    let prefix = unique_prefix();
+    let s = store(&prefix).await;
+    let mut c = node_cfg();
+    c.limits = cloud_atlas::orchestrator::SpendLimits::none().with_max_usd_per_user_per_month(5.0);
+    let e = Orchestrator::builder()
+        .store(s.clone())
+        .provider(Mock::in_memory())
+        .config(c)
+        .start()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    assert!(e.message().contains("max_usd_per_user_per_month"), "{e}");
+    s.drop_tables().await.unwrap();
 }

@@ -66,7 +66,7 @@ async fn world(c: OrchestratorConfig) -> World {
     mock.terminate(&gone.compute.id).await.unwrap(); // vanished behind our back
     let orphan = mock
         .seed(
-            "atlas-crashed-1a2b3c",
+            "atlas-session-crashed-1a2b3c",
             Some(Gpu::H100),
             Duration::from_secs(30 * MIN),
         )
@@ -74,7 +74,7 @@ async fn world(c: OrchestratorConfig) -> World {
         .id;
     let young = mock
         .seed(
-            "atlas-inflight-4d5e6f",
+            "atlas-session-inflight-4d5e6f",
             Some(Gpu::L4),
             Duration::from_secs(2 * MIN),
         )
@@ -111,13 +111,16 @@ async fn dry_run_explains_and_changes_nothing() {
     assert!(why.contains("tracked by session"), "{why}");
     let (a, why) = action(&r, &w.orphan);
     assert_eq!(a, ReapAction::Terminate);
-    assert!(why.contains("orphan") && why.contains("atlas-"), "{why}");
+    assert!(
+        why.contains("orphan") && why.contains("atlas-session-"),
+        "{why}"
+    );
     let (a, why) = action(&r, &w.young);
     assert_eq!(a, ReapAction::Keep);
     assert!(why.contains("grace"), "{why}");
     let (a, why) = action(&r, &w.foreign);
     assert_eq!(a, ReapAction::Keep);
-    assert!(why.contains("prefix"), "{why}");
+    assert!(why.contains("not a session machine"), "{why}");
     let (a, why) = action(&r, &w.vanished_machine);
     assert_eq!(a, ReapAction::MarkTerminated);
     assert!(why.contains("no longer listed"), "{why}");
@@ -254,7 +257,7 @@ async fn another_prefix_is_never_reaped_and_custom_prefixes_work() {
         .unwrap()
         .id;
     let default_prefixed = mock
-        .seed("atlas-old", None, Duration::from_secs(3600))
+        .seed("atlas-session-old", None, Duration::from_secs(3600))
         .unwrap()
         .id;
     let r = orch.reap(&ReapOptions::default()).await.unwrap();
@@ -281,7 +284,7 @@ async fn standalone_reaper_works_on_the_store_alone() {
     let tracked = orch.spawn(req()).await.unwrap();
     orch.shutdown(ShutdownPolicy::Release).await.unwrap();
     let orphan = mock
-        .seed("atlas-orphan", None, Duration::from_secs(3600))
+        .seed("atlas-session-orphan", None, Duration::from_secs(3600))
         .unwrap()
         .id;
     let reaper =

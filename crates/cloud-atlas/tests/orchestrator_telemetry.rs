@@ -172,7 +172,7 @@ async fn metrics_and_spans_cover_the_lifecycle_without_secrets() {
     assert_eq!(v("atlas_sessions{state=active}"), 1.0);
     assert_eq!(v("atlas_sessions{state=terminating}"), 0.0);
 
-    mock.seed("atlas-orphan", None, Duration::from_secs(3600))
+    mock.seed("atlas-session-orphan", None, Duration::from_secs(3600))
         .unwrap();
     orch.reap(&ReapOptions::default()).await.unwrap();
     assert_eq!(v("atlas_reaped_orphans_total{provider=mock}"), 1.0);

@@ -2,8 +2,11 @@
 //! store (SQLite in the data directory) and the chosen provider.
 //!
 //! A machine is terminated only when no tracked session owns it, its name starts with
-//! `--prefix` (default `atlas-`), and it is older than `--grace` (default 10m). A failed
-//! listing reaps nothing. `--dry-run` prints every decision with its reason and changes nothing.
+//! `--prefix` (default `atlas-session-`: the session machines' namespace, so machines of a
+//! plain `atlas spawn`, named `atlas-…`, are kept as "not a session machine"), and it is
+//! older than `--grace` (default 10m). A failed listing reaps nothing. `--dry-run` prints
+//! every decision with its reason and changes nothing. `reaper_prefix` and `reaper_grace`
+//! of the `[orchestrator]` table apply when the flags are not given.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,12 +30,15 @@ pub(crate) struct ReapArgs {
     /// Decide and explain; terminate nothing
     #[arg(long)]
     dry_run: bool,
-    /// Only untracked machines whose name starts with this are reaped
-    #[arg(long, value_name = "PREFIX", default_value = "atlas-")]
-    prefix: String,
-    /// Machines younger than this are never reaped, 0s to 365d, e.g. 10m
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = crate::flags::duration(GRACE))]
-    grace: Duration,
+    /// Only untracked machines whose name starts with this are reaped (default: session
+    /// machines only; a wider prefix such as atlas- also reaps plain `atlas spawn` machines)
+    /// [default: [orchestrator] reaper_prefix, else atlas-session-]
+    #[arg(long, value_name = "PREFIX")]
+    prefix: Option<String>,
+    /// Machines younger than this are never reaped, 0s to 365d, e.g. 10m [default:
+    /// [orchestrator] reaper_grace, else 10m]
+    #[arg(long, value_name = "DURATION", value_parser = crate::flags::duration(GRACE))]
+    grace: Option<Duration>,
     /// Allow an empty --prefix: reap every untracked machine of the account
     #[arg(long)]
     force_empty_prefix: bool,
@@ -40,10 +46,12 @@ pub(crate) struct ReapArgs {
 
 /// `atlas reap`.
 pub(crate) async fn run(ctx: &Context, a: ReapArgs) -> Result<()> {
-    let grace = a.grace;
+    let settings = crate::cmd::session::settings(ctx)?;
+    let file = settings.config()?.reaper;
     let config = ReaperConfig::default()
-        .with_prefix(a.prefix)
-        .with_grace(grace);
+        .with_prefix(a.prefix.unwrap_or(file.prefix))
+        .with_grace(a.grace.unwrap_or(file.grace))
+        .with_force_empty_prefix(a.force_empty_prefix);
     config.validate()?;
     let store = SqliteSessionStore::from_config(&ctx.config)?;
     let provider = ctx.provider()?;

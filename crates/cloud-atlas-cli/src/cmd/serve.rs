@@ -19,9 +19,7 @@ use std::time::Duration;
 
 use clap::Args;
 use cloud_atlas::orchestrator::store::SqliteSessionStore;
-use cloud_atlas::orchestrator::{
-    Orchestrator, OrchestratorConfig, SessionFilter, SessionStore, ShutdownPolicy,
-};
+use cloud_atlas::orchestrator::{Orchestrator, SessionFilter, SessionStore, ShutdownPolicy};
 use cloud_atlas::{Error, ErrorKind, Provider, Result};
 use cloud_atlas_web::{AdminToken, ControlPlane, ServerConfig, TokenSource, ADMIN_TOKEN_ENV};
 
@@ -154,7 +152,28 @@ async fn open_store(ctx: &Context, store: Option<&str>, node: &str) -> Result<Op
 
 /// `atlas serve`.
 pub(crate) async fn run(ctx: &Context, a: ServeArgs) -> Result<()> {
-    let cfg = settings(ctx, &a)?;
+    let mut cfg = settings(ctx, &a)?;
+    // `[orchestrator]`: caps, default limits, reaper, heartbeat flush; its `shutdown`,
+    // `reaper` and `node_id` apply where `[server]` and the flags set none.
+    let orch_settings = crate::cmd::session::settings(ctx)?;
+    let mut ocfg = orch_settings.config()?;
+    if a.shutdown.is_none() && !ctx.config.server.contains_key("shutdown") {
+        if let Some(p) = orch_settings.shutdown {
+            cfg.shutdown = match p {
+                ShutdownPolicy::Release => "release",
+                _ => "terminate",
+            }
+            .to_string();
+        }
+    }
+    if a.no_reaper || ctx.config.server.contains_key("reaper") {
+        ocfg.reaper.enabled = cfg.reaper;
+    } else {
+        cfg.reaper = ocfg.reaper.enabled;
+    }
+    if cfg.node_id.is_none() {
+        cfg.node_id = orch_settings.node_id.clone();
+    }
     let policy = cfg.shutdown_policy()?;
     // Installed before anything is started, so no signal finds the default action.
     let mut signals = crate::signal::Signals::install()?;
@@ -192,8 +211,6 @@ pub(crate) async fn run(ctx: &Context, a: ServeArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| format!("atlas-serve-{}", std::process::id()));
     let (store, store_desc, lease) = open_store(ctx, cfg.store.as_deref(), &node).await?;
-    let mut ocfg = OrchestratorConfig::default();
-    ocfg.reaper.enabled = cfg.reaper;
     let mut b = Orchestrator::builder()
         .store_arc(Arc::clone(&store))
         .config(ocfg);

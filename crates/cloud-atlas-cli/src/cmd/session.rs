@@ -9,13 +9,17 @@
 //! With `--server URL` (or `$ATLAS_SERVER`) the same commands, flags and outputs are
 //! answered by a running `atlas serve` instead (see `remote.rs`), which enforces the
 //! limits for as long as it runs.
+//!
+//! The `[orchestrator]` table of `atlas.toml` (caps, default idle TTL and max runtime,
+//! heartbeat flush; see `cloud_atlas::orchestrator::settings`) applies to every local
+//! subcommand; an unknown or bad key there is an error (exit 2) before anything runs.
 
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use cloud_atlas::orchestrator::store::{SessionStore, SqliteSessionStore};
 use cloud_atlas::orchestrator::{
-    Orchestrator, OrchestratorConfig, Session, SessionRequest, ShutdownPolicy,
+    Orchestrator, OrchestratorSettings, Session, SessionRequest, ShutdownPolicy,
 };
 use cloud_atlas::{Compute, Result};
 use comfy_table::Cell;
@@ -58,8 +62,8 @@ pub(crate) struct SessionSpawnArgs {
     /// Cost cap in USD for this session
     #[arg(long, value_name = "USD", value_parser = crate::flags::usd, allow_negative_numbers = true)]
     pub(crate) max_cost: Option<f64>,
-    /// Resource name prefix (the reaper's prefix)
-    #[arg(long, value_name = "PREFIX", default_value = "atlas-")]
+    /// Resource name prefix (the reaper's default scope is atlas-session-)
+    #[arg(long, value_name = "PREFIX", default_value = cloud_atlas::spec::SESSION_NAME_PREFIX)]
     pub(crate) prefix: String,
     #[command(flatten)]
     pub(crate) compute: SpawnArgs,
@@ -72,9 +76,16 @@ struct Spawned {
     compute: Compute,
 }
 
-async fn orchestrator(ctx: &Context) -> Result<Orchestrator> {
+/// The `[orchestrator]` table of `atlas.toml`, checked.
+pub(crate) fn settings(ctx: &Context) -> Result<OrchestratorSettings> {
+    OrchestratorSettings::from_table(&ctx.config.orchestrator)
+}
+
+async fn orchestrator(ctx: &Context, settings: &OrchestratorSettings) -> Result<Orchestrator> {
     let store = SqliteSessionStore::from_config(&ctx.config)?;
-    let mut cfg = OrchestratorConfig::default();
+    // The file's caps and defaults hold; this short-lived orchestrator runs no reaper
+    // (`atlas reap` and `atlas serve` do) and always releases its sessions on exit.
+    let mut cfg = settings.config()?;
     cfg.reaper.enabled = false;
     cfg.watch_running = false;
     cfg.shutdown_timeout = Duration::from_secs(30);
@@ -88,6 +99,7 @@ async fn orchestrator(ctx: &Context) -> Result<Orchestrator> {
 
 /// `atlas session …` on the local store.
 pub(crate) async fn run(ctx: &Context, cmd: SessionCmd) -> Result<()> {
+    let settings = settings(ctx)?;
     match cmd {
         SessionCmd::Spawn(a) => {
             let mut req =
@@ -97,7 +109,7 @@ pub(crate) async fn run(ctx: &Context, cmd: SessionCmd) -> Result<()> {
                 req = req.with_max_cost(usd);
             }
             req.validate()?;
-            let orch = orchestrator(ctx).await?;
+            let orch = orchestrator(ctx, &settings).await?;
             // SIGINT/SIGTERM: the spawn reaches its outcome, the session stays recorded,
             // and what exists is reported (crate::signal).
             let mut signals = crate::signal::Signals::install()?;
@@ -167,7 +179,7 @@ pub(crate) async fn run(ctx: &Context, cmd: SessionCmd) -> Result<()> {
             print_action(ctx, &id, "touched")
         }
         SessionCmd::Stop { id } => {
-            let orch = orchestrator(ctx).await?;
+            let orch = orchestrator(ctx, &settings).await?;
             let res = orch.stop_tracked(&id).await;
             orch.shutdown(ShutdownPolicy::Release).await?;
             res?;

@@ -101,7 +101,7 @@ pub struct CreateSession {
     /// Cost cap in USD for this session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_cost: Option<f64>,
-    /// Resource name prefix (the reaper's prefix) [default: atlas-].
+    /// Resource name prefix (the reaper's prefix) [default: atlas-session-].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
     /// The command the machine runs instead of the image's (`atlas session spawn … -- CMD ARGS…`);

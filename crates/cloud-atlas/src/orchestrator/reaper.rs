@@ -1,18 +1,28 @@
 //! The orphan reaper: lists each provider and terminates what no session tracks.
 //!
+//! # Which machines are session machines (the naming rule)
+//! The orchestrator names every session machine `atlas-session-{name}-{launch_id}`
+//! ([`SESSION_NAME_PREFIX`], or the session's own `name_prefix`) and, on providers that
+//! keep labels, labels it [`SESSION_LABEL`]` = 1` (mock labels, Fly `config.metadata`,
+//! Lambda tags; RunPod and Vast keep only the name). A plain `atlas spawn` is named
+//! `atlas-{launch_id}` (or `{name}-{launch_id}`) and may not use the `atlas-session-`
+//! namespace nor the label (the [`ComputeRequest`](crate::ComputeRequest) builder refuses
+//! both), so it is never in the reaper's default scope: its decision is "keep: not a
+//! session machine". A wider `prefix` (e.g. `atlas-`) is an explicit choice of the operator.
+//!
 //! # Rules, per provider and round
 //! - The provider is listed in full. A failed (or partial: `list` is complete or `Err`)
 //!   listing reaps **nothing** that round on that provider.
 //! - A machine is terminated only when no stored session tracks it (by compute id or by
-//!   launch name), its name starts with the configured prefix (default `atlas-`; an
-//!   empty prefix is refused unless explicitly forced), and it is older than the grace
+//!   launch name), its name starts with the configured prefix (default `atlas-session-`;
+//!   an empty prefix is refused unless explicitly forced), and it is older than the grace
 //!   window (default 10 min, so in-flight spawns are never raced). Anything else is kept,
-//!   with the reason.
+//!   with the reason; a machine whose age is unknown is kept.
 //! - A tracked session whose machine is no longer listed (and was recorded before the
 //!   listing started) is marked terminated.
 //! - A spawn intent (no compute id) older than the grace window and not in flight here
 //!   is resolved by launch name: the machine is adopted when listed, the intent dropped
-//!   when not.
+//!   when not. Younger (or in-flight) intents are left alone.
 //! - Dry-run returns every decision with its reason and changes nothing.
 //!
 //! [`Reaper`] runs these rules against a store without an orchestrator (the `atlas reap`
@@ -34,6 +44,8 @@ use super::store::SessionStore;
 use crate::error::{Error, Result};
 use crate::provider::{Provider, ProviderExt};
 use crate::spec::{Compute, ListFilter};
+#[cfg(doc)]
+use crate::spec::{SESSION_LABEL, SESSION_NAME_PREFIX};
 
 /// Reaper settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +53,8 @@ use crate::spec::{Compute, ListFilter};
 pub struct ReaperConfig {
     /// Time between rounds (default 60 s).
     pub interval: Duration,
-    /// Only names starting with this are ever reaped (default `atlas-`).
+    /// Only names starting with this are ever reaped (default `atlas-session-`, the
+    /// session machines' namespace).
     pub prefix: String,
     /// Machines younger than this are never reaped (default 10 min).
     pub grace: Duration,
@@ -99,7 +112,7 @@ impl ReaperConfig {
             if !self.force_empty_prefix {
                 return Err(Error::validation(
                     "reaper.prefix",
-                    "is empty, which would reap every untracked machine of the account; set a prefix (default atlas-) or force_empty_prefix",
+                    "is empty, which would reap every untracked machine of the account; set a prefix (default atlas-session-) or force_empty_prefix",
                 ));
             }
         } else {
@@ -320,7 +333,7 @@ pub(crate) fn plan(
             let d = ReapDecision::new(
                 provider,
                 ReapAction::Keep,
-                format!("untracked, but its name {name:?} does not start with the prefix {:?}; not ours", cfg.prefix),
+                format!("not a session machine: untracked, and its name {name:?} does not start with the prefix {:?}", cfg.prefix),
             );
             out.push((d.compute(c), None, None));
             continue;
@@ -550,7 +563,7 @@ impl Effects for StoreEffects<'_> {
     }
     async fn vanished(&self, s: &Session) -> Result<()> {
         self.store
-            .finish(&s.id, s.accrued_usd(Utc::now()))
+            .finish(&s.id, s.spent_usd(Utc::now()))
             .await
             .map(drop)
     }
@@ -572,81 +585,845 @@ impl Effects for StoreEffects<'_> {
 
 #[cfg(test)]
 mod tests {
+    //! Every decision of [`plan`] and every effect of [`round`], with their boundaries:
+    //! these are what keep a wrong decision from passing unnoticed (mutation testing).
+    use std::sync::Mutex;
+
     use super::*;
     use crate::orchestrator::session::SessionRequest;
+    use crate::orchestrator::store::MemorySessionStore;
+    use crate::providers::mock::{Fault, Mock, MockOp};
     use crate::spec::{ComputeRequest, ComputeStatus};
+    use crate::ErrorKind;
 
-    fn machine(id: &str, name: &str, age_min: i64, now: DateTime<Utc>) -> Compute {
+    const MS: i64 = 1;
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-06-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn ago(ms: i64) -> DateTime<Utc> {
+        t0() - chrono::Duration::milliseconds(ms)
+    }
+
+    const GRACE_MS: i64 = 600_000;
+
+    fn machine(id: &str, name: &str, age_ms: i64) -> Compute {
         let mut c = Compute::new(id, "mock", ComputeStatus::Running);
         c.name = Some(name.into());
-        c.created_at = Some(now - chrono::Duration::minutes(age_min));
+        c.created_at = Some(ago(age_ms));
         c
     }
 
-    #[test]
-    fn rules() {
-        let now = Utc::now();
+    /// A spawn intent written `age_ms` ago (no compute id yet).
+    fn intent(id: &str, provider: &str, age_ms: i64) -> Session {
         let req = SessionRequest::new(
-            "mock",
+            provider,
             "u",
             ComputeRequest::builder().image("i").build().unwrap(),
         );
         let c = req.compute_request(None).unwrap();
-        let mut tracked = Session::intent(
-            "s1".into(),
+        Session::intent(
+            id.into(),
             &req,
             &c,
             Duration::from_secs(60),
             Duration::from_secs(60),
-            now - chrono::Duration::hours(1),
-        );
-        tracked.adopt(
-            &machine("m-tracked", &tracked.name, 60, now),
-            now - chrono::Duration::hours(1),
-        );
-        let mut gone = tracked.clone();
-        gone.id = "s2".into();
-        gone.name = "atlas-gone".into();
-        gone.compute_id = Some("m-gone".into());
-        let listing = vec![
-            machine("m-tracked", &tracked.name, 60, now),
-            machine("m-orphan", "atlas-old", 30, now),
-            machine("m-young", "atlas-new", 2, now),
-            machine("m-foreign", "prod-db", 300, now),
-        ];
-        let cfg = ReaperConfig::default();
-        let d = plan(
+            ago(age_ms),
+        )
+    }
+
+    /// A session whose machine `cid` was recorded `age_ms` ago.
+    fn tracked(id: &str, cid: &str, age_ms: i64) -> Session {
+        let mut s = intent(id, "mock", age_ms);
+        s.adopt(&machine(cid, &s.name.clone(), age_ms), ago(age_ms));
+        s
+    }
+
+    fn decide(
+        listing: &[Compute],
+        sessions: &[Session],
+        in_flight: &[&str],
+    ) -> Vec<(ReapDecision, Option<Session>, Option<Compute>)> {
+        let fl: HashSet<String> = in_flight.iter().map(|s| s.to_string()).collect();
+        plan(
             "mock",
-            &listing,
-            &[tracked, gone],
-            &HashSet::new(),
-            &cfg,
-            now,
-            now,
-        );
-        let act = |id: &str| {
-            d.iter()
-                .find(|x| x.0.compute_id.as_deref() == Some(id))
-                .map(|x| x.0.action)
-        };
-        assert_eq!(act("m-tracked"), Some(ReapAction::Keep));
-        assert_eq!(act("m-orphan"), Some(ReapAction::Terminate));
-        assert_eq!(act("m-young"), Some(ReapAction::Keep));
-        assert_eq!(act("m-foreign"), Some(ReapAction::Keep));
-        assert_eq!(act("m-gone"), Some(ReapAction::MarkTerminated));
+            listing,
+            sessions,
+            &fl,
+            &ReaperConfig::default(),
+            t0(),
+            t0(),
+        )
+    }
+
+    fn about_machine<'a>(
+        d: &'a [(ReapDecision, Option<Session>, Option<Compute>)],
+        cid: &str,
+    ) -> &'a (ReapDecision, Option<Session>, Option<Compute>) {
+        let all: Vec<_> = d
+            .iter()
+            .filter(|x| x.0.compute_id.as_deref() == Some(cid))
+            .collect();
+        assert_eq!(all.len(), 1, "one decision about {cid}: {d:#?}");
+        all[0]
+    }
+
+    fn about_session<'a>(
+        d: &'a [(ReapDecision, Option<Session>, Option<Compute>)],
+        sid: &str,
+    ) -> Vec<&'a (ReapDecision, Option<Session>, Option<Compute>)> {
+        d.iter()
+            .filter(|x| x.0.session_id.as_deref() == Some(sid))
+            .collect()
     }
 
     #[test]
-    fn empty_prefix_needs_force() {
+    fn a_tracked_machine_is_kept_whatever_its_name_and_age() {
+        let s = tracked("s1", "m1", 10 * GRACE_MS);
+        // Even a name outside the prefix and an unknown age: tracking wins.
+        let mut m = machine("m1", "renamed", 10 * GRACE_MS);
+        m.created_at = None;
+        let d = decide(&[m], &[s], &[]);
+        assert_eq!(d.len(), 1, "{d:#?}");
+        let (x, sess, c) = &d[0];
+        assert_eq!(x.action, ReapAction::Keep);
+        assert_eq!(x.reason, "tracked by session s1");
+        assert_eq!(x.session_id.as_deref(), Some("s1"));
+        assert_eq!(x.name.as_deref(), Some("renamed"), "the machine's own name");
+        assert!(sess.is_none() && c.is_none());
+    }
+
+    #[test]
+    fn untracked_session_machines_are_terminated_from_the_grace_boundary_on() {
+        let at = machine("m-at", "atlas-session-a-1", GRACE_MS);
+        let before = machine("m-before", "atlas-session-b-1", GRACE_MS - MS);
+        let old = machine("m-old", "atlas-session-c-1", 30 * 60_000);
+        let d = decide(&[at, before, old], &[], &[]);
+        let (x, s, c) = about_machine(&d, "m-at");
+        assert_eq!(x.action, ReapAction::Terminate, "age == grace is reaped");
+        assert_eq!(c.as_ref().map(|c| c.id.as_str()), Some("m-at"));
+        assert!(s.is_none());
+        assert_eq!(
+            x.reason,
+            "orphan: untracked, name starts with \"atlas-session-\", age 10m >= grace 10m"
+        );
+        let (x, _, c) = about_machine(&d, "m-before");
+        assert_eq!(
+            x.action,
+            ReapAction::Keep,
+            "1 ms younger than grace is kept"
+        );
+        assert!(c.is_none());
+        assert_eq!(
+            x.reason,
+            "untracked, but younger than the grace window (age 9m 59s < 10m)"
+        );
+        let (x, _, _) = about_machine(&d, "m-old");
+        assert_eq!(x.action, ReapAction::Terminate);
+        assert!(x.reason.contains("age 30m >= grace 10m"), "{}", x.reason);
+        assert_eq!(d.len(), 3);
+    }
+
+    #[test]
+    fn a_machine_from_the_future_is_young() {
+        // Clock skew: created "after" now. Kept, and the age reads 0s, not a panic.
+        let d = decide(&[machine("m", "atlas-session-x-1", -60_000)], &[], &[]);
+        let (x, _, _) = about_machine(&d, "m");
+        assert_eq!(x.action, ReapAction::Keep);
+        assert!(x.reason.contains("age 0s < 10m"), "{}", x.reason);
+    }
+
+    #[test]
+    fn plain_spawns_and_foreign_machines_are_not_session_machines() {
+        let plain = machine("m-plain", "atlas-0123456789ab", 100 * GRACE_MS);
+        let foreign = machine("m-foreign", "prod-db", 100 * GRACE_MS);
+        let mut unnamed = machine("m-unnamed", "", 100 * GRACE_MS);
+        unnamed.name = None;
+        let d = decide(&[plain, foreign, unnamed], &[], &[]);
+        for id in ["m-plain", "m-foreign", "m-unnamed"] {
+            let (x, s, c) = about_machine(&d, id);
+            assert_eq!(x.action, ReapAction::Keep, "{id}");
+            assert!(
+                x.reason.starts_with("not a session machine"),
+                "{id}: {}",
+                x.reason
+            );
+            assert!(s.is_none() && c.is_none());
+        }
+        let (x, _, _) = about_machine(&d, "m-plain");
+        assert_eq!(
+            x.reason,
+            "not a session machine: untracked, and its name \"atlas-0123456789ab\" does not start with the prefix \"atlas-session-\""
+        );
+    }
+
+    #[test]
+    fn an_explicit_wider_prefix_reaches_plain_spawns() {
+        let cfg = ReaperConfig::default().with_prefix("atlas-");
+        let d = plan(
+            "mock",
+            &[machine("m-plain", "atlas-0123456789ab", GRACE_MS)],
+            &[],
+            &HashSet::new(),
+            &cfg,
+            t0(),
+            t0(),
+        );
+        assert_eq!(d[0].0.action, ReapAction::Terminate);
+        // The grace window comes from the config, not a constant.
+        let cfg = ReaperConfig::default().with_grace(Duration::from_millis(GRACE_MS as u64 + 1));
+        let d = plan(
+            "mock",
+            &[machine("m-plain", "atlas-session-x-1", GRACE_MS)],
+            &[],
+            &HashSet::new(),
+            &cfg,
+            t0(),
+            t0(),
+        );
+        assert_eq!(d[0].0.action, ReapAction::Keep);
+    }
+
+    #[test]
+    fn unknown_age_is_never_reaped() {
+        let mut m = machine("m", "atlas-session-x-1", 0);
+        m.created_at = None;
+        let d = decide(&[m], &[], &[]);
+        let (x, _, c) = about_machine(&d, "m");
+        assert_eq!(x.action, ReapAction::Keep);
+        assert_eq!(
+            x.reason,
+            "untracked, but its creation time is unknown; not reaped"
+        );
+        assert!(c.is_none());
+    }
+
+    #[test]
+    fn a_dangling_intent_is_adopted_from_the_grace_boundary_on() {
+        let at = intent("s-at", "mock", GRACE_MS);
+        let before = intent("s-before", "mock", GRACE_MS - MS);
+        let listing = vec![
+            machine("m-at", &at.name, GRACE_MS),
+            machine("m-before", &before.name, GRACE_MS),
+        ];
+        let d = decide(&listing, &[at.clone(), before.clone()], &[]);
+        assert_eq!(
+            d.len(),
+            2,
+            "no drop for an intent whose machine is listed: {d:#?}"
+        );
+        let (x, s, c) = about_machine(&d, "m-at");
+        assert_eq!(x.action, ReapAction::AdoptIntent);
+        assert_eq!(x.session_id.as_deref(), Some("s-at"));
+        assert_eq!(s.as_ref().map(|s| s.id.as_str()), Some("s-at"));
+        assert_eq!(
+            c.as_ref().map(|c| c.id.as_str()),
+            Some("m-at"),
+            "the machine to adopt"
+        );
+        assert!(x.reason.contains("found by launch name"), "{}", x.reason);
+        let (x, s, c) = about_machine(&d, "m-before");
+        assert_eq!(x.action, ReapAction::Keep);
+        assert_eq!(x.reason, "spawn of session s-before is in flight");
+        assert!(s.is_some(), "the session rides along");
+        assert!(c.is_none(), "nothing to adopt");
+    }
+
+    #[test]
+    fn an_in_flight_intent_is_never_adopted_nor_dropped_however_old() {
+        let listed = intent("s-listed", "mock", 100 * GRACE_MS);
+        let unlisted = intent("s-unlisted", "mock", 100 * GRACE_MS);
+        let listing = vec![machine("m", &listed.name, 100 * GRACE_MS)];
+        let d = decide(&listing, &[listed, unlisted], &["s-listed", "s-unlisted"]);
+        let (x, _, c) = about_machine(&d, "m");
+        assert_eq!(x.action, ReapAction::Keep);
+        assert!(c.is_none());
+        assert!(about_session(&d, "s-unlisted").is_empty(), "{d:#?}");
+        assert_eq!(d.len(), 1);
+    }
+
+    #[test]
+    fn a_dangling_intent_with_no_machine_is_dropped_from_the_grace_boundary_on() {
+        let at = intent("s-at", "mock", GRACE_MS);
+        let before = intent("s-before", "mock", GRACE_MS - MS);
+        let d = decide(&[], &[at, before], &[]);
+        let x = about_session(&d, "s-at");
+        assert_eq!(x.len(), 1);
+        let (x, s, c) = x[0];
+        assert_eq!(x.action, ReapAction::DropIntent);
+        assert!(x.compute_id.is_none());
+        assert!(x.name.as_deref().unwrap().starts_with("atlas-session-"));
+        assert!(
+            x.reason
+                .starts_with("dangling spawn intent; no machine named atlas-session-"),
+            "{}",
+            x.reason
+        );
+        assert_eq!(s.as_ref().map(|s| s.id.as_str()), Some("s-at"));
+        assert!(c.is_none());
+        assert!(
+            about_session(&d, "s-before").is_empty(),
+            "a young intent is left to its spawn: {d:#?}"
+        );
+        assert_eq!(d.len(), 1);
+    }
+
+    #[test]
+    fn a_name_match_counts_only_for_intents() {
+        // A machine named like a session that already has its own machine is a duplicate
+        // (e.g. a second create): untracked, in the namespace, old → terminated.
+        let s = tracked("s1", "m1", 100 * GRACE_MS);
+        let listing = vec![
+            machine("m1", &s.name, 100 * GRACE_MS),
+            machine("m-dup", &s.name, 100 * GRACE_MS),
+        ];
+        let d = decide(&listing, &[s], &[]);
+        assert_eq!(about_machine(&d, "m1").0.action, ReapAction::Keep);
+        let (x, _, c) = about_machine(&d, "m-dup");
+        assert_eq!(x.action, ReapAction::Terminate);
+        assert!(x.session_id.is_none());
+        assert_eq!(c.as_ref().map(|c| c.id.as_str()), Some("m-dup"));
+    }
+
+    #[test]
+    fn a_vanished_machine_is_marked_only_if_recorded_before_the_listing() {
+        let before = tracked("s-before", "m-before", GRACE_MS);
+        let mut at = tracked("s-at", "m-at", GRACE_MS);
+        at.spawned_at = Some(t0());
+        let mut after = tracked("s-after", "m-after", GRACE_MS);
+        after.spawned_at = Some(t0() + chrono::Duration::milliseconds(MS));
+        let mut never = tracked("s-never", "m-never", GRACE_MS);
+        never.spawned_at = None;
+        let listed = tracked("s-listed", "m-listed", GRACE_MS);
+        let listing = vec![machine("m-listed", &listed.name, GRACE_MS)];
+        let d = decide(&listing, &[before, at, after, never, listed], &[]);
+        let x = about_session(&d, "s-before");
+        assert_eq!(x.len(), 1);
+        let (x, s, c) = x[0];
+        assert_eq!(x.action, ReapAction::MarkTerminated);
+        assert_eq!(
+            x.compute_id.as_deref(),
+            Some("m-before"),
+            "from the session"
+        );
+        assert!(x.name.as_deref().unwrap().starts_with("atlas-session-"));
+        assert_eq!(
+            x.reason,
+            "tracked machine m-before is no longer listed upstream"
+        );
+        assert_eq!(s.as_ref().map(|s| s.id.as_str()), Some("s-before"));
+        assert!(c.is_none());
+        for sid in ["s-at", "s-after", "s-never"] {
+            assert!(about_session(&d, sid).is_empty(), "{sid}: {d:#?}");
+        }
+        let x = about_session(&d, "s-listed");
+        assert_eq!(x.len(), 1);
+        assert_eq!(x[0].0.action, ReapAction::Keep);
+        assert_eq!(d.len(), 2);
+    }
+
+    #[test]
+    fn sessions_of_other_providers_are_out_of_scope() {
+        let mut other = tracked("s-other", "m-shared-id", 100 * GRACE_MS);
+        other.provider = "runpod".into();
+        let other_intent = intent("s-oi", "runpod", 100 * GRACE_MS);
+        let listing = vec![machine("m-shared-id", "atlas-session-z-1", 100 * GRACE_MS)];
+        let d = decide(&listing, &[other, other_intent.clone()], &[]);
+        assert_eq!(
+            d.len(),
+            1,
+            "no mark/drop for another provider's sessions: {d:#?}"
+        );
+        assert_eq!(
+            about_machine(&d, "m-shared-id").0.action,
+            ReapAction::Terminate,
+            "an id tracked on another provider does not track this machine"
+        );
+        // Nor does another provider's intent claim this provider's machine by name.
+        let listing = vec![machine("m", &other_intent.name, 100 * GRACE_MS)];
+        let d = decide(&listing, &[other_intent], &[]);
+        assert_eq!(d.len(), 1);
+        assert_eq!(about_machine(&d, "m").0.action, ReapAction::Terminate);
+    }
+
+    #[test]
+    fn config_is_validated() {
         assert!(ReaperConfig::default().with_prefix("").validate().is_err());
         ReaperConfig::default()
             .with_prefix("")
             .with_force_empty_prefix(true)
             .validate()
             .unwrap();
-        assert!(ReaperConfig::default()
+        let e = ReaperConfig::default()
             .with_prefix("Bad")
             .validate()
-            .is_err());
+            .unwrap_err();
+        assert!(e.message().starts_with("reaper.name_prefix"), "{e}");
+        let e = ReaperConfig::default()
+            .with_interval(Duration::ZERO)
+            .validate()
+            .unwrap_err();
+        assert!(e.message().starts_with("reaper.interval"), "{e}");
+        ReaperConfig::default()
+            .with_interval(Duration::from_millis(1))
+            .validate()
+            .unwrap();
+        let c = ReaperConfig::default()
+            .with_prefix("")
+            .with_force_empty_prefix(true)
+            .with_grace(Duration::from_secs(7))
+            .with_interval(Duration::from_secs(9))
+            .with_enabled(false);
+        assert_eq!(
+            (
+                c.prefix.as_str(),
+                c.force_empty_prefix,
+                c.grace,
+                c.interval,
+                c.enabled
+            ),
+            (
+                "",
+                true,
+                Duration::from_secs(7),
+                Duration::from_secs(9),
+                false
+            )
+        );
+        let c = ReaperConfig::default();
+        assert_eq!(c.prefix, "atlas-session-");
+        assert_eq!(c.grace, Duration::from_secs(600));
+        assert_eq!(c.interval, Duration::from_secs(60));
+        assert!(c.enabled && !c.force_empty_prefix);
+        assert!(!c.clone().with_enabled(false).enabled);
+    }
+
+    #[test]
+    fn action_names() {
+        let names: Vec<String> = [
+            ReapAction::Terminate,
+            ReapAction::Keep,
+            ReapAction::MarkTerminated,
+            ReapAction::AdoptIntent,
+            ReapAction::DropIntent,
+            ReapAction::SkipProvider,
+        ]
+        .iter()
+        .map(|a| {
+            assert_eq!(
+                serde_json::to_value(a).unwrap().as_str(),
+                Some(a.as_str()),
+                "Display and JSON agree"
+            );
+            a.to_string()
+        })
+        .collect();
+        assert_eq!(
+            names,
+            [
+                "terminate",
+                "keep",
+                "mark_terminated",
+                "adopt_intent",
+                "drop_intent",
+                "skip_provider"
+            ]
+        );
+        let o = ReapOptions::dry_run().provider("mock");
+        assert!(o.dry_run);
+        assert_eq!(o.provider.as_deref(), Some("mock"));
+        assert!(!ReapOptions::default().dry_run);
+    }
+
+    /// Effects that record what a round asked for; `fail` makes every session effect fail.
+    #[derive(Default)]
+    struct Record {
+        calls: Mutex<Vec<String>>,
+        in_flight: HashSet<String>,
+        fail: bool,
+    }
+
+    impl Record {
+        fn calls(&self) -> Vec<String> {
+            self.calls.lock().unwrap().clone()
+        }
+        fn push(&self, c: String) -> Result<()> {
+            self.calls.lock().unwrap().push(c);
+            if self.fail {
+                Err(Error::new(ErrorKind::Unknown, "store down"))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Effects for Record {
+        fn now(&self) -> DateTime<Utc> {
+            Utc::now()
+        }
+        fn in_flight(&self) -> HashSet<String> {
+            self.in_flight.clone()
+        }
+        async fn vanished(&self, s: &Session) -> Result<()> {
+            self.push(format!("vanished {}", s.id))
+        }
+        async fn adopt(&self, s: &Session, c: &Compute) -> Result<()> {
+            self.push(format!("adopt {} {}", s.id, c.id))
+        }
+        async fn drop_intent(&self, s: &Session) -> Result<()> {
+            self.push(format!("drop {}", s.id))
+        }
+        async fn listed(&self, provider: &str, listing: &[Compute]) {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("listed {provider} {}", listing.len()));
+        }
+        fn orphan_terminated(&self, provider: &str, c: &Compute) {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("orphan {provider} {}", c.id));
+        }
+    }
+
+    /// The mock under another name, to reap two providers in one round.
+    #[derive(Debug)]
+    struct Renamed(&'static str, Mock);
+
+    #[async_trait]
+    impl Provider for Renamed {
+        fn name(&self) -> &str {
+            self.0
+        }
+        fn capabilities(&self) -> crate::spec::Capabilities {
+            self.1.capabilities()
+        }
+        async fn spawn(&self, req: &ComputeRequest) -> Result<Compute> {
+            self.1.spawn(req).await
+        }
+        async fn get(&self, id: &str) -> Result<Compute> {
+            self.1.get(id).await
+        }
+        async fn list(&self, f: &ListFilter) -> Result<Vec<Compute>> {
+            self.1.list(f).await
+        }
+        async fn stop(&self, id: &str) -> Result<()> {
+            self.1.stop(id).await
+        }
+        async fn start(&self, id: &str) -> Result<()> {
+            self.1.start(id).await
+        }
+        async fn terminate(&self, id: &str) -> Result<()> {
+            self.1.terminate(id).await
+        }
+        async fn gpu_types(&self) -> Result<Vec<crate::spec::GpuType>> {
+            self.1.gpu_types().await
+        }
+    }
+
+    /// A store with a pending intent `s-i` (old), a live session `s-gone` whose machine
+    /// is gone, and a mock with an old orphan, a young orphan, a plain spawn and the
+    /// intent's machine.
+    struct World {
+        store: Arc<MemorySessionStore>,
+        mock: Mock,
+        orphan: String,
+        intent_machine: String,
+    }
+
+    async fn world() -> World {
+        let mock = Mock::in_memory();
+        let store = Arc::new(MemorySessionStore::new());
+        let orphan = mock
+            .seed("atlas-session-orphan-1", None, Duration::from_secs(3600))
+            .unwrap()
+            .id;
+        mock.seed("atlas-session-young-1", None, Duration::from_secs(60))
+            .unwrap();
+        mock.seed("atlas-0123456789ab", None, Duration::from_secs(3600))
+            .unwrap();
+        let mut i = intent("s-i", "mock", 0);
+        i.created_at = Utc::now() - chrono::Duration::hours(1);
+        let intent_machine = mock
+            .seed(&i.name, None, Duration::from_secs(3600))
+            .unwrap()
+            .id;
+        store.insert(&i).await.unwrap();
+        let mut gone = tracked("s-gone", "m-gone", 0);
+        gone.spawned_at = Some(Utc::now() - chrono::Duration::hours(1));
+        gone.created_at = Utc::now() - chrono::Duration::hours(1);
+        store.insert(&gone).await.unwrap();
+        World {
+            store,
+            mock,
+            orphan,
+            intent_machine,
+        }
+    }
+
+    fn providers(m: &Mock) -> BTreeMap<String, Arc<dyn Provider>> {
+        let mut p: BTreeMap<String, Arc<dyn Provider>> = BTreeMap::new();
+        p.insert("mock".into(), Arc::new(m.clone()));
+        p
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_changes_nothing_and_calls_no_effect() {
+        let w = world().await;
+        let fx = Record::default();
+        let r = round(
+            w.store.as_ref(),
+            &providers(&w.mock),
+            &ReaperConfig::default(),
+            &ReapOptions::dry_run(),
+            &fx,
+        )
+        .await
+        .unwrap();
+        assert!(r.dry_run);
+        assert!(fx.calls().is_empty(), "{:?}", fx.calls());
+        assert!(r.decisions.iter().all(|d| !d.done && d.error.is_none()));
+        assert_eq!(
+            r.for_compute(&w.orphan).unwrap().action,
+            ReapAction::Terminate
+        );
+        assert_eq!(w.mock.live_count().unwrap(), 4);
+        assert_eq!(w.store.list().await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_round_carries_out_each_decision_and_marks_it_done() {
+        let w = world().await;
+        let fx = Record::default();
+        let r = round(
+            w.store.as_ref(),
+            &providers(&w.mock),
+            &ReaperConfig::default(),
+            &ReapOptions::default(),
+            &fx,
+        )
+        .await
+        .unwrap();
+        assert!(!r.dry_run);
+        let mut calls = fx.calls();
+        calls.sort();
+        assert_eq!(
+            calls,
+            [
+                format!("adopt s-i {}", w.intent_machine),
+                "listed mock 4".to_string(),
+                format!("orphan mock {}", w.orphan),
+                "vanished s-gone".to_string(),
+            ]
+        );
+        assert_eq!(
+            w.mock.get(&w.orphan).await.unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+        assert_eq!(w.mock.live_count().unwrap(), 3);
+        for d in &r.decisions {
+            assert_eq!(d.done, d.action != ReapAction::Keep, "{d:?}");
+            assert!(d.error.is_none());
+        }
+        assert_eq!(r.with_action(ReapAction::Keep).count(), 2);
+        assert_eq!(r.decisions.len(), 5);
+    }
+
+    #[tokio::test]
+    async fn failed_effects_are_reported_not_done() {
+        let w = world().await;
+        let fx = Record {
+            fail: true,
+            ..Record::default()
+        };
+        let r = round(
+            w.store.as_ref(),
+            &providers(&w.mock),
+            &ReaperConfig::default(),
+            &ReapOptions::default(),
+            &fx,
+        )
+        .await
+        .unwrap();
+        for a in [ReapAction::AdoptIntent, ReapAction::MarkTerminated] {
+            let d = r.with_action(a).next().unwrap();
+            assert!(!d.done, "{d:?}");
+            assert!(d.error.as_deref().unwrap().contains("store down"), "{d:?}");
+        }
+        // A terminate the provider refuses is reported, and not counted as reaped.
+        w.mock.clear_faults();
+        let orphan2 = w
+            .mock
+            .seed("atlas-session-orphan-2", None, Duration::from_secs(3600))
+            .unwrap()
+            .id;
+        w.mock.inject(MockOp::Terminate, Fault::Unavailable, 1);
+        let fx = Record::default();
+        let r = round(
+            w.store.as_ref(),
+            &providers(&w.mock),
+            &ReaperConfig::default(),
+            &ReapOptions::default(),
+            &fx,
+        )
+        .await
+        .unwrap();
+        let d = r.for_compute(&orphan2).unwrap();
+        assert_eq!(d.action, ReapAction::Terminate);
+        assert!(!d.done);
+        assert!(d.error.as_deref().unwrap().contains("unavailable"), "{d:?}");
+        assert!(
+            !fx.calls().iter().any(|c| c.starts_with("orphan")),
+            "{:?}",
+            fx.calls()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_listing_reaps_nothing_on_that_provider_only() {
+        let w = world().await;
+        let other = Mock::in_memory();
+        let other_orphan = other
+            .seed("atlas-session-o-1", None, Duration::from_secs(3600))
+            .unwrap()
+            .id;
+        let mut ps = providers(&w.mock);
+        ps.insert("other".into(), Arc::new(Renamed("other", other.clone())));
+        w.mock.inject(MockOp::List, Fault::Unavailable, 1);
+        let fx = Record::default();
+        let r = round(
+            w.store.as_ref(),
+            &ps,
+            &ReaperConfig::default(),
+            &ReapOptions::default(),
+            &fx,
+        )
+        .await
+        .unwrap();
+        let skipped: Vec<&ReapDecision> = r.with_action(ReapAction::SkipProvider).collect();
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(skipped[0].provider, "mock");
+        assert!(!skipped[0].done);
+        assert!(skipped[0].error.as_deref().unwrap().contains("unavailable"));
+        assert!(r
+            .decisions
+            .iter()
+            .all(|d| d.provider == "other" || d.action == ReapAction::SkipProvider));
+        assert_eq!(w.mock.live_count().unwrap(), 4, "nothing reaped on mock");
+        assert_eq!(w.store.list().await.unwrap().len(), 2);
+        assert!(r.for_compute(&other_orphan).unwrap().done);
+        assert_eq!(other.live_count().unwrap(), 0);
+        assert_eq!(
+            fx.calls(),
+            [
+                "listed other 1".to_string(),
+                format!("orphan other {other_orphan}")
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn one_provider_only_and_unknown_providers_refused() {
+        let w = world().await;
+        let other = Mock::in_memory();
+        let keep = other
+            .seed("atlas-session-o-1", None, Duration::from_secs(3600))
+            .unwrap()
+            .id;
+        let mut ps = providers(&w.mock);
+        ps.insert("other".into(), Arc::new(Renamed("other", other.clone())));
+        let fx = Record::default();
+        let r = round(
+            w.store.as_ref(),
+            &ps,
+            &ReaperConfig::default(),
+            &ReapOptions::default().provider("mock"),
+            &fx,
+        )
+        .await
+        .unwrap();
+        assert!(r.decisions.iter().all(|d| d.provider == "mock"));
+        assert!(r.for_compute(&keep).is_none());
+        other.get(&keep).await.unwrap();
+        let e = round(
+            w.store.as_ref(),
+            &ps,
+            &ReaperConfig::default(),
+            &ReapOptions::default().provider("nope"),
+            &fx,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Validation);
+        assert!(e.message().contains("mock, other"), "{e}");
+        let e = round(
+            w.store.as_ref(),
+            &ps,
+            &ReaperConfig::default().with_prefix(""),
+            &ReapOptions::default(),
+            &fx,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Validation);
+        other.get(&keep).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn in_flight_intents_come_from_the_effects() {
+        let w = world().await;
+        let fx = Record {
+            in_flight: ["s-i".to_string()].into(),
+            ..Record::default()
+        };
+        let r = round(
+            w.store.as_ref(),
+            &providers(&w.mock),
+            &ReaperConfig::default(),
+            &ReapOptions::default(),
+            &fx,
+        )
+        .await
+        .unwrap();
+        let d = r.for_compute(&w.intent_machine).unwrap();
+        assert_eq!(d.action, ReapAction::Keep);
+        assert!(!fx.calls().iter().any(|c| c.starts_with("adopt")));
+    }
+
+    #[tokio::test]
+    async fn the_standalone_reaper_applies_effects_to_the_store() {
+        let w = world().await;
+        let mut dropped = intent("s-drop", "mock", 0);
+        dropped.created_at = Utc::now() - chrono::Duration::hours(1);
+        w.store.insert(&dropped).await.unwrap();
+        let store: Arc<dyn SessionStore> = Arc::clone(&w.store) as Arc<dyn SessionStore>;
+        let reaper = Reaper::new(Arc::clone(&store), ReaperConfig::default())
+            .provider(Arc::new(w.mock.clone()));
+        let r = reaper.run(&ReapOptions::default()).await.unwrap();
+        assert!(r.decisions.iter().all(|d| d.error.is_none()), "{r:#?}");
+        let left = store.list().await.unwrap();
+        assert_eq!(
+            left.len(),
+            1,
+            "vanished and dropped are finished: {left:#?}"
+        );
+        assert_eq!(left[0].id, "s-i");
+        assert_eq!(
+            left[0].compute_id.as_deref(),
+            Some(w.intent_machine.as_str()),
+            "adopted"
+        );
+        assert_eq!(left[0].state, crate::orchestrator::SessionState::Active);
+        assert_eq!(
+            w.mock.get(&w.orphan).await.unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
+        let closed = store.closed_spend().await.unwrap();
+        assert!(closed.contains_key("u"), "{closed:?}");
     }
 }

@@ -12,8 +12,10 @@ use crate::auth::AuthHandle;
 use crate::error::{Error, Result};
 use crate::spec::{AuthMode, Compute, ComputeRequest, Gpu};
 
-/// Default name prefix of every resource the orchestrator spawns (and the reaper may reap).
-pub const DEFAULT_NAME_PREFIX: &str = "atlas-";
+/// Default name prefix of every resource the orchestrator spawns (and the reaper may reap):
+/// [`SESSION_NAME_PREFIX`](crate::spec::SESSION_NAME_PREFIX), `atlas-session-`, a namespace
+/// plain spawns cannot use (their default names are `atlas-…`).
+pub const DEFAULT_NAME_PREFIX: &str = crate::spec::SESSION_NAME_PREFIX;
 
 /// A tracked per-user session to spawn: a [`ComputeRequest`] plus who it is for and
 /// the limits that end it.
@@ -33,7 +35,7 @@ pub const DEFAULT_NAME_PREFIX: &str = "atlas-";
 /// let req = SessionRequest::new("mock", "user-42", compute)
 ///     .with_idle_ttl(Duration::from_secs(600))
 ///     .with_max_cost(5.0);
-/// assert_eq!(req.name_prefix, "atlas-");
+/// assert_eq!(req.name_prefix, "atlas-session-");
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, PartialEq)]
@@ -51,7 +53,7 @@ pub struct SessionRequest {
     pub max_runtime: Option<Duration>,
     /// Cap on the session's accrued cost in USD.
     pub max_cost_usd: Option<f64>,
-    /// Resource name prefix (default `atlas-`); the reaper only ever reaps names with its prefix.
+    /// Resource name prefix (default `atlas-session-`); the reaper only ever reaps names with its prefix.
     pub name_prefix: String,
 }
 
@@ -136,7 +138,9 @@ impl SessionRequest {
     }
 
     /// The compute request actually sent: its name carries the prefix, so its launch
-    /// name starts with `name_prefix`; `max_runtime` is set for the provider-side deadline.
+    /// name starts with `name_prefix`; it carries the label
+    /// [`SESSION_LABEL`](crate::spec::SESSION_LABEL)` = 1` (providers that keep labels store
+    /// it); `max_runtime` is set for the provider-side deadline.
     pub(crate) fn compute_request(
         &self,
         provider_deadline: Option<Duration>,
@@ -161,6 +165,8 @@ impl SessionRequest {
             ));
         }
         c.name = Some(name);
+        c.labels
+            .insert(crate::spec::SESSION_LABEL.to_string(), "1".to_string());
         c.max_runtime = provider_deadline;
         if c.launch_name().starts_with(prefix) {
             Ok(c)
@@ -379,6 +385,17 @@ impl Session {
         self.accrued_before_usd + ms / 3_600_000.0 * self.cost_per_hour
     }
 
+    /// What the session has cost by `now`, as far as anyone knows: the larger of the
+    /// estimate ([`accrued_usd`](Self::accrued_usd)) and the provider's last reconciled
+    /// bill ([`billed_usd`](Self::billed_usd)). Spend caps compare against this.
+    pub fn spent_usd(&self, now: DateTime<Utc>) -> f64 {
+        let est = self.accrued_usd(now);
+        match self.billed_usd {
+            Some(b) if b.is_finite() && b > est => b,
+            _ => est,
+        }
+    }
+
     /// Change the billing rate from `now` (a stopped machine bills storage only).
     pub(crate) fn set_rate(&mut self, rate: f64, now: DateTime<Utc>) {
         if (rate - self.cost_per_hour).abs() > f64::EPSILON {
@@ -489,7 +506,12 @@ mod tests {
     fn prefix_lands_in_launch_name() {
         let r = SessionRequest::new("mock", "u", compute());
         let c = r.compute_request(None).unwrap();
-        assert!(c.launch_name().starts_with("atlas-"));
+        assert!(
+            c.launch_name().starts_with("atlas-session-"),
+            "{}",
+            c.launch_name()
+        );
+        assert_eq!(c.labels[crate::spec::SESSION_LABEL], "1");
         let mut named = compute();
         named.name = Some("chat".into());
         let r = SessionRequest::new("mock", "u", named).with_name_prefix("team-");
@@ -500,6 +522,11 @@ mod tests {
             c.launch_name()
         );
         assert_eq!(c.max_runtime, Some(Duration::from_secs(5)));
+        assert_eq!(
+            c.labels[crate::spec::SESSION_LABEL],
+            "1",
+            "a custom prefix is still marked"
+        );
     }
 
     #[test]
@@ -555,5 +582,35 @@ mod tests {
         assert_eq!(why, TerminateReason::Budget);
         assert_eq!((at - now).num_seconds(), 10);
         assert!((s.accrued_usd(now + chrono::Duration::seconds(10)) - 0.01).abs() < 1e-9);
+    }
+
+    #[test]
+    fn spent_is_the_larger_of_estimate_and_bill() {
+        let now = Utc::now();
+        let req = SessionRequest::new("mock", "u", compute());
+        let c = req.compute_request(None).unwrap();
+        let mut s = Session::intent(
+            "s".into(),
+            &req,
+            &c,
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            now,
+        );
+        s.cost_per_hour = 2.0;
+        s.rate_since = now - chrono::Duration::hours(1);
+        assert!((s.spent_usd(now) - 2.0).abs() < 1e-9, "estimate only");
+        s.billed_usd = Some(1.5);
+        assert!((s.spent_usd(now) - 2.0).abs() < 1e-9, "a lagging bill");
+        s.billed_usd = Some(3.25);
+        assert!(
+            (s.spent_usd(now) - 3.25).abs() < 1e-9,
+            "a bill above the estimate"
+        );
+        s.billed_usd = Some(f64::NAN);
+        assert!(
+            (s.spent_usd(now) - 2.0).abs() < 1e-9,
+            "a nonsense bill is ignored"
+        );
     }
 }

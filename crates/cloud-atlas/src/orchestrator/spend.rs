@@ -1,6 +1,12 @@
 //! Spend: accrued cost per session (cost per hour × billed time, stopped-but-billing
-//! storage included through rate changes seen in provider listings), totals per user
-//! and overall, caps, and reconciliation against provider billing.
+//! storage included through rate changes seen in provider listings), totals per user,
+//! per user this calendar month (UTC) and overall, caps, and reconciliation against
+//! provider billing.
+//!
+//! Every cap compares against the larger of the estimate and the provider's last
+//! reconciled bill ([`Session::spent_usd`](super::Session::spent_usd)): a bill can lag, and
+//! can also run ahead of the estimate. A live session counts in full towards the current
+//! month (it may have started last month: counted on the safe side).
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -26,6 +32,13 @@ pub struct SpendLimits {
     pub max_usd_per_hour_per_user: Option<f64>,
     /// Most USD one user may spend in total (closed sessions included).
     pub max_total_usd_per_user: Option<f64>,
+    /// Most USD one user may spend per calendar month (UTC; closed sessions of the
+    /// month included). Needs a store that keeps closed spend by time
+    /// ([`SessionStore::closed_spend_since`](super::store::SessionStore::closed_spend_since));
+    /// refused at start otherwise.
+    pub max_usd_per_user_per_month: Option<f64>,
+    /// Most USD the whole store may spend, all users together (closed sessions included).
+    pub max_total_usd: Option<f64>,
 }
 
 impl SpendLimits {
@@ -48,6 +61,16 @@ impl SpendLimits {
         self.max_total_usd_per_user = Some(usd);
         self
     }
+    /// Cap USD per user per calendar month (UTC).
+    pub fn with_max_usd_per_user_per_month(mut self, usd: f64) -> SpendLimits {
+        self.max_usd_per_user_per_month = Some(usd);
+        self
+    }
+    /// Cap the USD of every user together.
+    pub fn with_max_total_usd(mut self, usd: f64) -> SpendLimits {
+        self.max_total_usd = Some(usd);
+        self
+    }
 
     /// Validate (called by the orchestrator builder).
     ///
@@ -63,6 +86,11 @@ impl SpendLimits {
         for (field, v) in [
             ("max_usd_per_hour_per_user", self.max_usd_per_hour_per_user),
             ("max_total_usd_per_user", self.max_total_usd_per_user),
+            (
+                "max_usd_per_user_per_month",
+                self.max_usd_per_user_per_month,
+            ),
+            ("max_total_usd", self.max_total_usd),
         ] {
             if let Some(v) = v {
                 if !v.is_finite() || v <= 0.0 {
@@ -89,6 +117,10 @@ pub struct UserSpend {
     pub live_usd: f64,
     /// USD spent by sessions already closed.
     pub closed_usd: f64,
+    /// USD of this calendar month (UTC): tracked sessions in full, plus the sessions
+    /// closed this month (when the store keeps closed spend by time).
+    #[serde(default)]
+    pub month_usd: f64,
 }
 
 impl UserSpend {
@@ -108,7 +140,7 @@ pub struct SpendReport {
     pub users: BTreeMap<String, UserSpend>,
     /// Per session id: estimated USD accrued.
     pub sessions: BTreeMap<String, f64>,
-    /// Sum over users of live + closed USD.
+    /// Sum over users of live + closed USD (what `max_total_usd` is compared with).
     pub total_usd: f64,
     /// Sum of every tracked session's current rate.
     pub usd_per_hour: f64,
@@ -116,8 +148,21 @@ pub struct SpendReport {
     pub reconciliation_drift_usd: f64,
 }
 
-/// Which limit a spawn would break, if any.
-pub(crate) fn refuse_spawn(limits: &SpendLimits, user: &str, spend: &UserSpend) -> Result<()> {
+/// The first instant of the calendar month (UTC) holding `t`.
+pub fn month_start(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::{Datelike, TimeZone};
+    Utc.with_ymd_and_hms(t.year(), t.month(), 1, 0, 0, 0)
+        .single()
+        .unwrap_or(t)
+}
+
+/// Which limit a spawn would break, if any; `total_usd` is every user's spend together.
+pub(crate) fn refuse_spawn(
+    limits: &SpendLimits,
+    user: &str,
+    spend: &UserSpend,
+    total_usd: f64,
+) -> Result<()> {
     let forbid = |msg: String| Err(Error::new(ErrorKind::Forbidden, msg).with_operation("spawn"));
     if let Some(n) = limits.max_sessions_per_user {
         if spend.sessions >= n {
@@ -143,6 +188,21 @@ pub(crate) fn refuse_spawn(limits: &SpendLimits, user: &str, spend: &UserSpend) 
             ));
         }
     }
+    if let Some(m) = limits.max_usd_per_user_per_month {
+        if spend.month_usd >= m {
+            return forbid(format!(
+                "user {user} has spent ${:.2} this month (limit max_usd_per_user_per_month = ${m:.2}); wait for next month or raise the limit",
+                spend.month_usd
+            ));
+        }
+    }
+    if let Some(t) = limits.max_total_usd {
+        if total_usd >= t {
+            return forbid(format!(
+                "all users together have spent ${total_usd:.2} (limit max_total_usd = ${t:.2}); raise the limit to spawn more"
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -160,7 +220,18 @@ pub(crate) fn crossed(limits: &SpendLimits, spend: &UserSpend) -> Option<&'stati
     {
         return Some("max_total_usd_per_user");
     }
+    if limits
+        .max_usd_per_user_per_month
+        .is_some_and(|m| spend.month_usd >= m)
+    {
+        return Some("max_usd_per_user_per_month");
+    }
     None
+}
+
+/// Whether every user's spend together reached `max_total_usd`.
+pub(crate) fn crossed_total(limits: &SpendLimits, total_usd: f64) -> bool {
+    limits.max_total_usd.is_some_and(|t| total_usd >= t)
 }
 
 /// A provider's own billing, to reconcile the orchestrator's estimates against.
@@ -248,9 +319,10 @@ mod tests {
             usd_per_hour: 1.0,
             live_usd: 1.0,
             closed_usd: 1.0,
+            month_usd: 0.0,
         };
-        refuse_spawn(&l, "u", &ok).unwrap();
-        let e = refuse_spawn(&l, "u", &UserSpend { sessions: 2, ..ok }).unwrap_err();
+        refuse_spawn(&l, "u", &ok, 0.0).unwrap();
+        let e = refuse_spawn(&l, "u", &UserSpend { sessions: 2, ..ok }, 0.0).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Forbidden);
         assert!(e.message().contains("max_sessions_per_user"));
         let e = refuse_spawn(
@@ -260,6 +332,7 @@ mod tests {
                 usd_per_hour: 5.0,
                 ..ok
             },
+            0.0,
         )
         .unwrap_err();
         assert!(e.message().contains("max_usd_per_hour_per_user"));
@@ -270,6 +343,7 @@ mod tests {
                 closed_usd: 9.5,
                 ..ok
             },
+            0.0,
         )
         .unwrap_err();
         assert!(e.message().contains("max_total_usd_per_user"));
@@ -288,5 +362,73 @@ mod tests {
             .with_max_sessions_per_user(0)
             .validate()
             .is_err());
+    }
+
+    #[test]
+    fn caps_hold_from_the_exact_amount_on() {
+        let l = SpendLimits::none()
+            .with_max_total_usd_per_user(10.0)
+            .with_max_usd_per_user_per_month(4.0)
+            .with_max_total_usd(100.0);
+        l.validate().unwrap();
+        let under = UserSpend {
+            sessions: 1,
+            usd_per_hour: 1.0,
+            live_usd: 2.0,
+            closed_usd: 7.99,
+            month_usd: 3.99,
+        };
+        refuse_spawn(&l, "u", &under, 99.99).unwrap();
+        assert_eq!(crossed(&l, &under), None);
+        assert!(!crossed_total(&l, 99.99));
+        // Exactly at a cap: refused and crossed.
+        let at_total = UserSpend {
+            closed_usd: 8.0,
+            ..under
+        };
+        let e = refuse_spawn(&l, "u", &at_total, 0.0).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Forbidden);
+        assert!(e.message().contains("max_total_usd_per_user"), "{e}");
+        assert_eq!(crossed(&l, &at_total), Some("max_total_usd_per_user"));
+        let at_month = UserSpend {
+            month_usd: 4.0,
+            ..under
+        };
+        let e = refuse_spawn(&l, "u", &at_month, 0.0).unwrap_err();
+        assert!(e.message().contains("max_usd_per_user_per_month"), "{e}");
+        assert!(e.message().contains("$4.00 this month"), "{e}");
+        assert_eq!(crossed(&l, &at_month), Some("max_usd_per_user_per_month"));
+        let e = refuse_spawn(&l, "u", &under, 100.0).unwrap_err();
+        assert!(e.message().contains("max_total_usd = $100.00"), "{e}");
+        assert!(crossed_total(&l, 100.0));
+        // Unset caps never refuse.
+        refuse_spawn(&SpendLimits::none(), "u", &at_month, 1e12).unwrap();
+        assert!(!crossed_total(&SpendLimits::none(), 1e12));
+        for bad in [
+            SpendLimits::none().with_max_total_usd(0.0),
+            SpendLimits::none().with_max_total_usd(f64::INFINITY),
+            SpendLimits::none().with_max_usd_per_user_per_month(-1.0),
+            SpendLimits::none().with_max_usd_per_user_per_month(f64::NAN),
+        ] {
+            let e = bad.validate().unwrap_err();
+            assert!(e.message().starts_with("max_"), "{e}");
+        }
+    }
+
+    #[test]
+    fn months_start_on_the_first_at_midnight_utc() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        assert_eq!(
+            month_start(t("2026-03-31T23:59:59.999Z")),
+            t("2026-03-01T00:00:00Z")
+        );
+        assert_eq!(
+            month_start(t("2026-04-01T00:00:00Z")),
+            t("2026-04-01T00:00:00Z")
+        );
+        assert_eq!(
+            month_start(t("2026-12-15T08:00:00+05:00")),
+            t("2026-12-01T00:00:00Z")
+        );
     }
 }

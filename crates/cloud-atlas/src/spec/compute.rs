@@ -150,6 +150,24 @@ impl<'de> Deserialize<'de> for PortSpec {
 /// Label key carrying the launch id on every spawned resource that supports labels.
 pub const LAUNCH_ID_LABEL: &str = "atlas_launch_id";
 
+/// Name prefix reserved for the machines of tracked sessions (the reaper's default scope).
+///
+/// The orchestrator names every session machine `atlas-session-…` by default; a plain
+/// [`ComputeRequest`] may not take a name in this namespace (the builder refuses it), so
+/// a machine spawned with `atlas spawn` is never mistaken for a session's.
+pub const SESSION_NAME_PREFIX: &str = "atlas-session-";
+
+/// Label key (value `1`) the orchestrator puts on every session machine, on providers that
+/// keep labels (the mock's labels, Fly `config.metadata`, Lambda tags, where `_` reads `-`).
+/// Reserved: a plain [`ComputeRequest`] may not carry it.
+pub const SESSION_LABEL: &str = "atlas_session";
+
+/// Whether `name` (a [`ComputeRequest::name`]) would put a launch name in the
+/// [`SESSION_NAME_PREFIX`] namespace.
+pub fn in_session_namespace(name: &str) -> bool {
+    format!("{name}-").starts_with(SESSION_NAME_PREFIX)
+}
+
 /// What to spawn. Built with [`ComputeRequest::builder`], validated in `build()`.
 ///
 /// Every request carries a fresh `launch_id`; providers put it in the resource
@@ -457,6 +475,19 @@ impl ComputeRequestBuilder {
             if !ok {
                 return Err(Error::validation("name", format!("{name:?} is not allowed; use 1-40 lowercase letters, digits and -, starting with a letter")));
             }
+            if in_session_namespace(name) {
+                return Err(Error::validation("name", format!("{name:?} is not allowed: names starting with {SESSION_NAME_PREFIX} are reserved for tracked sessions (use atlas session spawn), choose another name")));
+            }
+        }
+        if self
+            .labels
+            .keys()
+            .any(|k| k.replace('-', "_") == SESSION_LABEL)
+        {
+            return Err(Error::validation(
+                "labels",
+                format!("{SESSION_LABEL} is reserved: the orchestrator sets it on the machines of tracked sessions (use atlas session spawn)"),
+            ));
         }
         for r in &self.region_hints {
             if r.trim().is_empty() {
@@ -826,6 +857,22 @@ mod tests {
             (
                 ComputeRequest::builder().image("x").name("Bad Name"),
                 "name",
+            ),
+            (
+                ComputeRequest::builder().image("x").name("atlas-session"),
+                "name",
+            ),
+            (
+                ComputeRequest::builder()
+                    .image("x")
+                    .name("atlas-session-mine"),
+                "name",
+            ),
+            (
+                ComputeRequest::builder()
+                    .image("x")
+                    .label("atlas-session", "1"),
+                "labels",
             ),
             (
                 ComputeRequest::builder()

@@ -11,8 +11,9 @@ mod job;
 pub use capability::{Capabilities, Capability};
 pub use catalog::GpuType;
 pub use compute::{
-    AuthMode, CloudType, Compute, ComputeRequest, ComputeRequestBuilder, ComputeStatus, ListFilter,
-    PortBinding, PortSpec, Protocol, LAUNCH_ID_LABEL,
+    in_session_namespace, AuthMode, CloudType, Compute, ComputeRequest, ComputeRequestBuilder,
+    ComputeStatus, ListFilter, PortBinding, PortSpec, Protocol, LAUNCH_ID_LABEL, SESSION_LABEL,
+    SESSION_NAME_PREFIX,
 };
 pub use duration::{
     deadline_in, duration_in, instant_after, opt_duration, parse_duration, parse_duration_in,

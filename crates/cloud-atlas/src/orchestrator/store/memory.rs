@@ -15,6 +15,8 @@ use crate::orchestrator::session::Session;
 struct State {
     sessions: BTreeMap<String, Session>,
     closed: BTreeMap<String, f64>,
+    /// (user, when closed, USD), for the monthly cap.
+    closed_log: Vec<(String, DateTime<Utc>, f64)>,
 }
 
 /// Sessions in memory; share it behind an `Arc`.
@@ -78,7 +80,8 @@ impl SessionStore for MemorySessionStore {
         let mut st = self.lock();
         match st.sessions.remove(id) {
             Some(s) => {
-                *st.closed.entry(s.user_id).or_default() += spent_usd;
+                *st.closed.entry(s.user_id.clone()).or_default() += spent_usd;
+                st.closed_log.push((s.user_id, Utc::now(), spent_usd));
                 Ok(true)
             }
             None => Ok(false),
@@ -87,5 +90,15 @@ impl SessionStore for MemorySessionStore {
 
     async fn closed_spend(&self) -> Result<BTreeMap<String, f64>> {
         Ok(self.lock().closed.clone())
+    }
+
+    async fn closed_spend_since(&self, since: DateTime<Utc>) -> Result<BTreeMap<String, f64>> {
+        let mut out = BTreeMap::new();
+        for (u, at, usd) in &self.lock().closed_log {
+            if *at >= since {
+                *out.entry(u.clone()).or_insert(0.0) += usd;
+            }
+        }
+        Ok(out)
     }
 }

@@ -54,6 +54,18 @@ pub trait SessionStore: Send + Sync + Debug + 'static {
     async fn finish(&self, id: &str, spent_usd: f64) -> Result<bool>;
     /// USD spent by closed sessions, per user.
     async fn closed_spend(&self) -> Result<BTreeMap<String, f64>>;
+    /// USD spent by sessions closed at or after `since`, per user (the monthly cap).
+    ///
+    /// # Errors
+    /// `Unsupported` (the default) for a store that keeps closed spend as totals only;
+    /// the orchestrator then refuses `max_usd_per_user_per_month` at start.
+    async fn closed_spend_since(&self, since: DateTime<Utc>) -> Result<BTreeMap<String, f64>> {
+        let _ = since;
+        Err(crate::Error::new(
+            crate::ErrorKind::Unsupported,
+            "this session store keeps no closed spend by time; max_usd_per_user_per_month needs the memory or SQLite store",
+        ))
+    }
 }
 
 #[async_trait]
@@ -78,6 +90,9 @@ impl<T: SessionStore + ?Sized> SessionStore for Arc<T> {
     }
     async fn closed_spend(&self) -> Result<BTreeMap<String, f64>> {
         (**self).closed_spend().await
+    }
+    async fn closed_spend_since(&self, since: DateTime<Utc>) -> Result<BTreeMap<String, f64>> {
+        (**self).closed_spend_since(since).await
     }
 }
 

@@ -57,6 +57,10 @@ impl SqliteSessionStore {
                  body TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS closed_spend (
                  user_id TEXT PRIMARY KEY,
+                 usd REAL NOT NULL);
+             CREATE TABLE IF NOT EXISTS closed_spend_log (
+                 user_id TEXT NOT NULL,
+                 closed_ms INTEGER NOT NULL,
                  usd REAL NOT NULL);",
         )
         .map_err(|e| db_err(&path, e))?;
@@ -217,6 +221,11 @@ impl SessionStore for SqliteSessionStore {
             params![user, spent_usd],
         )
         .map_err(|e| self.err(e))?;
+        tx.execute(
+            "INSERT INTO closed_spend_log (user_id, closed_ms, usd) VALUES (?1, ?2, ?3)",
+            params![user, Utc::now().timestamp_millis(), spent_usd],
+        )
+        .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(true)
     }
@@ -228,6 +237,22 @@ impl SessionStore for SqliteSessionStore {
             .map_err(|e| self.err(e))?;
         let rows = st
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    async fn closed_spend_since(&self, since: DateTime<Utc>) -> Result<BTreeMap<String, f64>> {
+        let c = self.lock();
+        let mut st = c
+            .prepare(
+                "SELECT user_id, SUM(usd) FROM closed_spend_log WHERE closed_ms >= ?1 GROUP BY user_id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([since.timestamp_millis()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?))
+            })
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>()
             .map_err(|e| self.err(e))
