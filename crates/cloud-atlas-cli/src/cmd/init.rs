@@ -361,6 +361,23 @@ fn template(present: &[&str], apps: &[(String, String)]) -> String {
         }
     }
     s.push_str(
+        "\n# Tracked sessions (`atlas session`, `atlas reap`, `atlas serve`). Caps have no\n\
+         # default: a commented cap is no cap. Every limit set is enforced or refused.\n\
+         # [orchestrator]\n\
+         # idle_ttl = \"15m\"\n\
+         # max_runtime = \"8h\"\n\
+         # heartbeat_flush = \"5s\"\n\
+         # reaper = true\n\
+         # reaper_prefix = \"atlas-session-\"\n\
+         # reaper_grace = \"10m\"\n\
+         # reaper_interval = \"60s\"\n\
+         # max_sessions_per_user = 3\n\
+         # max_usd_per_hour_per_user = 10.0\n\
+         # max_total_usd_per_user = 100.0\n\
+         # max_usd_per_user_per_month = 50.0\n\
+         # max_total_usd = 1000.0\n",
+    );
+    s.push_str(
         "\n# `atlas serve`: the control plane (REST API, events, metrics, dashboard).\n\
          # [server]\n\
          # bind = \"127.0.0.1:7878\"\n\
@@ -411,7 +428,11 @@ mod tests {
             .map(|l| format!("{l}\n"))
             .collect();
         std::fs::write(&p, &uncommented).unwrap();
-        config::Config::load_with(dir.path(), Some(&p), &Default::default(), None)
+        let c = config::Config::load_with(dir.path(), Some(&p), &Default::default(), None)
             .unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+        cloud_atlas::orchestrator::OrchestratorSettings::from_table(&c.orchestrator)
+            .unwrap_or_else(|e| panic!("[orchestrator]: {e}"));
+        cloud_atlas_web::ServerConfig::from_table(&c.server)
+            .unwrap_or_else(|e| panic!("[server]: {e}"));
     }
 }
