@@ -28,6 +28,15 @@ impl Provider for MyCloud {
         Capabilities::new([Capability::SpawnCpu, Capability::Stop, Capability::Start])
     }
     async fn spawn(&self, req: &ComputeRequest) -> Result<Compute> {
+        // Nothing here would end the machine at its max runtime: refuse the limit rather
+        // than drop it (the conformance suite checks this).
+        if req.max_runtime.is_some() {
+            return Err(Error::unsupported(
+                "my-cloud",
+                "max_runtime",
+                "my-cloud machines cannot end themselves; track the task as a session instead",
+            ));
+        }
         let mut c = Compute::new(
             format!("mc-{}", req.launch_id),
             "my-cloud",
@@ -101,4 +110,12 @@ async fn main() -> anyhow::Result<()> {
     println!("gpu_types: {err}");
     cloud.terminate(&c.id).await?;
     Ok(())
+}
+
+// The public conformance suite, one test per case, against `MyCloud` (`cargo test`).
+#[cfg(test)]
+mod conformance {
+    use super::MyCloud;
+
+    cloud_atlas::conformance_tests!(MyCloud::default());
 }

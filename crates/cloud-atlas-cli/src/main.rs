@@ -108,7 +108,7 @@ use clap::{Args, Parser, Subcommand};
 use cloud_atlas::{Error, ErrorKind, Result};
 
 use crate::context::Context;
-use crate::output::Format;
+use crate::output::{Format, Out};
 
 /// Spawn, inspect and terminate GPU/CPU compute on RunPod, Lambda, Vast.ai, Fly Machines or the mock cloud.
 #[derive(Debug, Parser)]
@@ -157,6 +157,10 @@ pub(crate) struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Set a project up: atlas.toml with commented defaults, the data directory, .gitignore (--rust: Cargo.toml + example)
+    Init(cmd::init::InitArgs),
+    /// Move atlas.toml forward to this atlas's format version (--dry-run shows the diff)
+    Upgrade(cmd::upgrade::UpgradeArgs),
     /// Known providers, their capabilities and whether a key is configured
     Providers,
     /// GPU catalog with prices
@@ -258,6 +262,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Url { command } => {
             return cmd::auth::url(command, global.output).map(|()| ExitCode::SUCCESS)
         }
+        // Before loading the config: they must work on a file the loader refuses.
+        Command::Init(args) => {
+            return cmd::init::run(&args, &Out::new(global.output)).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Upgrade(args) => {
+            return cmd::upgrade::run(&args, global.config.as_deref(), &Out::new(global.output))
+                .map(|()| ExitCode::SUCCESS)
+        }
         _ => {}
     }
     let mut global = global;
@@ -308,6 +320,8 @@ async fn dispatch(ctx: Context, command: Command) -> Result<ExitCode> {
         Command::Completions(a) => cmd::completions::run(&a),
         Command::Token { command } => cmd::auth::token(command, ctx.out.format()),
         Command::Url { command } => cmd::auth::url(command, ctx.out.format()),
+        Command::Init(a) => cmd::init::run(&a, &ctx.out),
+        Command::Upgrade(a) => cmd::upgrade::run(&a, ctx.config.file.as_deref(), &ctx.out),
     };
     done.map(|()| ExitCode::SUCCESS)
 }

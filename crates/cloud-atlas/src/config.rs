@@ -34,6 +34,12 @@ pub const ATLAS_CONFIG_ENV: &str = "ATLAS_CONFIG";
 pub const ATLAS_HOME_ENV: &str = "ATLAS_HOME";
 /// Name of the project config file.
 pub const CONFIG_FILE_NAME: &str = "atlas.toml";
+/// The `atlas.toml` format version this build writes and reads (`version = 1`).
+///
+/// A file without `version` is version 0 (written before the key existed) and still
+/// loads; `atlas upgrade` rewrites it to this version. A file with a newer version is
+/// refused: it may hold keys this build would misread.
+pub const CONFIG_VERSION: u32 = 1;
 
 /// Env vars holding each known provider's API key (first is canonical, the rest aliases).
 pub fn api_key_env_vars(provider: &str) -> &'static [&'static str] {
@@ -119,6 +125,7 @@ impl ProviderSettings {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
+    version: Option<u32>,
     default_provider: Option<String>,
     data_dir: Option<PathBuf>,
     #[serde(default)]
@@ -293,6 +300,12 @@ pub fn with_overrides(
     s
 }
 
+/// The nearest `atlas.toml` in `start` or a parent folder (what [`Config::load`] reads
+/// when neither `--config` nor `$ATLAS_CONFIG` names a file).
+pub fn find_project_file(start: &Path) -> Option<PathBuf> {
+    find_upwards(start)
+}
+
 fn find_upwards(start: &Path) -> Option<PathBuf> {
     let mut dir = Some(start);
     while let Some(d) = dir {
@@ -308,12 +321,22 @@ fn find_upwards(start: &Path) -> Option<PathBuf> {
 fn read_file(path: &Path) -> Result<FileConfig> {
     let text = crate::files::read_file_to_string(path, crate::files::MAX_CONFIG_BYTES)
         .map_err(|e| Error::validation("config", format!("cannot read {}: {e}", path.display())))?;
-    toml::from_str(&text).map_err(|e| {
+    let fc: FileConfig = toml::from_str(&text).map_err(|e| {
         Error::validation(
             "config",
             format!("{} is not valid: {}", path.display(), e.message()),
         )
-    })
+    })?;
+    match fc.version {
+        Some(v) if v > CONFIG_VERSION => Err(Error::validation(
+            "version",
+            format!(
+                "{} has version = {v}, newer than this atlas understands ({CONFIG_VERSION}): upgrade atlas",
+                path.display()
+            ),
+        )),
+        _ => Ok(fc),
+    }
 }
 
 /// Create `dir` (and any missing parents) `0700` on Unix: it may hold secrets.
@@ -407,6 +430,19 @@ mod tests {
             c.provider_settings("vast").base_url.as_deref(),
             Some("http://127.0.0.1:9")
         );
+    }
+
+    #[test]
+    fn version_key_is_accepted_and_newer_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("atlas.toml");
+        std::fs::write(&p, format!("version = {CONFIG_VERSION}\n")).unwrap();
+        Config::load_with(dir.path(), Some(&p), &env(&[]), None).unwrap();
+        std::fs::write(&p, format!("version = {}\n", CONFIG_VERSION + 1)).unwrap();
+        let e = Config::load_with(dir.path(), Some(&p), &env(&[]), None).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Validation);
+        assert!(e.message().contains("newer"), "{}", e.message());
+        assert!(e.message().contains("upgrade atlas"), "{}", e.message());
     }
 
     #[test]

@@ -80,6 +80,41 @@ pub mod wait;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+/// The guides under `docs/`, included so `cargo test --doc` compiles and runs every Rust
+/// snippet in them (see `docs/README.md`).
+#[cfg(doctest)]
+pub mod guides {
+    #[doc = include_str!("../../../docs/getting-started.md")]
+    pub struct GettingStarted;
+    #[doc = include_str!("../../../docs/sessions.md")]
+    pub struct Sessions;
+    #[doc = include_str!("../../../docs/telemetry.md")]
+    pub struct Telemetry;
+    #[doc = include_str!("../../../docs/testing.md")]
+    pub struct Testing;
+    #[doc = include_str!("../../../docs/security.md")]
+    pub struct Security;
+    #[doc = include_str!("../../../docs/fly-platform-ops.md")]
+    pub struct FlyPlatformOps;
+    #[doc = include_str!("../../../docs/several-nodes-postgres.md")]
+    pub struct SeveralNodesPostgres;
+    #[doc = include_str!("../../../docs/providers/README.md")]
+    pub struct Providers;
+    #[doc = include_str!("../../../docs/providers/mock.md")]
+    pub struct ProviderMock;
+    #[doc = include_str!("../../../docs/providers/runpod.md")]
+    pub struct ProviderRunpod;
+    #[doc = include_str!("../../../docs/providers/lambda.md")]
+    pub struct ProviderLambda;
+    #[doc = include_str!("../../../docs/providers/vast.md")]
+    pub struct ProviderVast;
+    #[doc = include_str!("../../../docs/providers/fly-machines.md")]
+    pub struct ProviderFlyMachines;
+    #[cfg(feature = "testing")]
+    #[doc = include_str!("../../../docs/writing-a-provider.md")]
+    pub struct WritingAProvider;
+}
+
 pub use async_trait::async_trait;
 pub use client::{is_not_found, Atlas, AtlasBuilder, Checked};
 pub use error::{Error, ErrorKind, Result};
