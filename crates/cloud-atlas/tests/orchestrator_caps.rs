@@ -88,7 +88,7 @@ async fn a_bill_above_the_estimate_counts_against_the_user_cap() {
     let mut sub = orch.subscribe(&s.session.id);
     // The estimate is a few cents; the bill says $5, over the $1 cap.
     assert!(orch.spend().total_usd < 1.0);
-    orch.reconcile().await.unwrap();
+    orch.reconcile_bills().await.unwrap();
     assert_eq!(terminated(&mut sub).await, TerminateReason::Budget);
     let e = orch.spawn(req("erin")).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Forbidden);
@@ -116,7 +116,7 @@ async fn a_bill_above_the_estimate_ends_a_session_at_its_own_cap() {
     let capped = orch.spawn(req("ann").with_max_cost(1.0)).await.unwrap();
     let free = orch.spawn(req("ann").with_max_cost(3.0)).await.unwrap();
     let mut sub = orch.subscribe(&capped.session.id);
-    orch.reconcile().await.unwrap();
+    orch.reconcile_bills().await.unwrap();
     assert_eq!(terminated(&mut sub).await, TerminateReason::Budget);
     assert!(orch.get(&free.session.id).is_ok(), "under its own cap");
     orch.shutdown(ShutdownPolicy::Terminate).await.unwrap();
