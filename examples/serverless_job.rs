@@ -15,6 +15,11 @@ async fn next<S: futures_core::Stream + Unpin>(s: &mut S) -> Option<S::Item> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter("info").init();
+    run().await
+}
+
+/// The whole example (also run by `cargo test`).
+async fn run() -> anyhow::Result<()> {
     let cloud = Mock::in_memory();
     let jobs = cloud.serverless().expect("the mock has a serverless API");
     let req = JobRequest::new(
@@ -35,4 +40,12 @@ async fn main() -> anyhow::Result<()> {
         done.output.unwrap_or_default()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn example_runs_on_the_mock() {
+        super::run().await.expect("the example runs end to end");
+    }
 }

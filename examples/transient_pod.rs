@@ -11,6 +11,11 @@ use cloud_atlas::{AuthMode, ComputeRequest, ComputeStatus, Gpu, Provider, Provid
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter("info").init();
+    run().await
+}
+
+/// The whole example (also run by `cargo test`).
+async fn run() -> anyhow::Result<()> {
     let cloud = Mock::in_memory();
     let req = ComputeRequest::builder()
         .gpu(Gpu::H100)
@@ -30,4 +35,12 @@ async fn main() -> anyhow::Result<()> {
     cloud.terminate(&pod.id).await?;
     println!("terminated {}", pod.id);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn example_runs_on_the_mock() {
+        super::run().await.expect("the example runs end to end");
+    }
 }
