@@ -20,6 +20,7 @@ pub(crate) fn code(kind: ErrorKind) -> u8 {
         ErrorKind::Capacity => 8,
         ErrorKind::Provider => 9,
         ErrorKind::Transport => 10,
+        ErrorKind::Conflict => 11,
         _ => 1,
     }
 }
@@ -94,6 +95,7 @@ mod tests {
             (ErrorKind::Capacity, 8),
             (ErrorKind::Provider, 9),
             (ErrorKind::Transport, 10),
+            (ErrorKind::Conflict, 11),
         ];
         for (kind, want) in table {
             assert_eq!(code(kind), want, "{kind}");

@@ -73,6 +73,7 @@
 //! | 8 | no capacity |
 //! | 9 | provider error |
 //! | 10 | transport (network) |
+//! | 11 | conflict: another live node holds the session (see `docs/sessions.md`) |
 //! | 130, 143 | interrupted by SIGINT, SIGTERM (see below) |
 //!
 //! # Signals

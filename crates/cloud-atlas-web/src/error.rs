@@ -107,6 +107,7 @@ impl From<Error> for ApiError {
             ErrorKind::Capacity => (StatusCode::SERVICE_UNAVAILABLE, "capacity"),
             ErrorKind::Provider => (StatusCode::BAD_GATEWAY, "provider"),
             ErrorKind::Transport => (StatusCode::BAD_GATEWAY, "transport"),
+            ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "unknown"),
         };
         // A provider rejecting *our* key is a server configuration problem, not the

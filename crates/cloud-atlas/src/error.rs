@@ -37,6 +37,8 @@ pub enum ErrorKind {
     Provider,
     /// The network failed: connect, reset, TLS, DNS.
     Transport,
+    /// Another live owner holds the record (HTTP 409): act through it, or retry later.
+    Conflict,
     /// Anything else.
     Unknown,
 }
@@ -55,6 +57,7 @@ impl ErrorKind {
             ErrorKind::Capacity => "capacity",
             ErrorKind::Provider => "provider",
             ErrorKind::Transport => "transport",
+            ErrorKind::Conflict => "conflict",
             ErrorKind::Unknown => "unknown",
         }
     }
@@ -87,6 +90,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Capacity => "Capacity",
             ErrorKind::Provider => "Provider",
             ErrorKind::Transport => "Transport",
+            ErrorKind::Conflict => "Conflict",
             ErrorKind::Unknown => "Unknown",
         };
         f.write_str(s)

@@ -598,11 +598,12 @@ async fn stop_or_shutdown_during_a_spawn_leaks_nothing() {
     assert_eq!(mock.live_count().unwrap(), 0);
 }
 
-/// With a store shared by two nodes, a node that did not see the touches reads the
-/// stored heartbeat before ending a session as idle, so it never ends a session that
-/// the other node keeps alive.
+/// With a store shared by two nodes, a node never acts on a session another live node
+/// holds (issue 12, defect 1): it neither adopts nor stops it. Once the holder is gone it
+/// takes the session over within a lease TTL, reads the heartbeat the holder persisted,
+/// and ends it as idle only after that.
 #[tokio::test(start_paused = true)]
-async fn a_second_node_respects_heartbeats_persisted_by_the_first() {
+async fn a_second_node_leaves_a_live_nodes_session_alone_and_takes_it_over_when_it_goes() {
     let mock = Mock::in_memory();
     let store: std::sync::Arc<dyn cloud_atlas::orchestrator::SessionStore> =
         std::sync::Arc::new(MemorySessionStore::new());
@@ -615,28 +616,71 @@ async fn a_second_node_respects_heartbeats_persisted_by_the_first() {
     };
     let a = node(&mock).await.unwrap();
     let s = a
-        .spawn(req("alice").with_idle_ttl(Duration::from_secs(10)))
+        .spawn(req("alice").with_idle_ttl(Duration::from_secs(60)))
         .await
         .unwrap();
     let id = s.session.id.clone();
-    // Node B starts later and adopts the session from the shared store.
+    assert_eq!(s.session.owner.as_deref(), Some(a.node_id()));
     let b = node(&mock).await.unwrap();
-    let mut sub_b = b.subscribe(&id);
-    // The user keeps touching through node A only, for three TTLs.
+    assert_ne!(a.node_id(), b.node_id());
+    assert!(b.get(&id).is_err(), "node B adopted a session node A holds");
+    let e = b.stop_tracked(&id).await.unwrap_err();
+    assert_eq!(e.kind(), cloud_atlas::ErrorKind::Conflict, "{e}");
+    assert!(e.message().contains(a.node_id()), "{e}");
+    // The user keeps touching through node A, for several idle TTLs and lease TTLs.
     for _ in 0..10 {
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        tokio::time::sleep(Duration::from_secs(20)).await;
         a.touch(&id).unwrap();
     }
-    assert_eq!(b.get(&id).unwrap().state, SessionState::Active);
+    assert!(b.get(&id).is_err(), "node B took over from a live node");
+    assert_eq!(mock.live_count().unwrap(), 1);
+    // A releases its sessions (touched just now, heartbeat flushed): B takes it over
+    // within a lease TTL, and respects the persisted heartbeat.
+    let mut sub_b = b.subscribe(&id);
+    let released = a.shutdown(ShutdownPolicy::Release).await.unwrap();
+    assert_eq!(released.left_tracked, 1);
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let adopted = b.get(&id).expect("node B took the session over");
+    assert_eq!(adopted.owner.as_deref(), Some(b.node_id()));
+    assert_eq!(adopted.state, SessionState::Active);
     assert_eq!(
         mock.live_count().unwrap(),
         1,
-        "node B did not end it as idle"
+        "not ended before its idle TTL"
     );
-    // Once the touches stop, it does end as idle.
     let (reason, _) = until_terminated(&mut sub_b).await;
     assert_eq!(reason, TerminateReason::Idle);
-    a.shutdown(ShutdownPolicy::Terminate).await.unwrap();
+    b.shutdown(ShutdownPolicy::Terminate).await.unwrap();
+    assert_eq!(mock.live_count().unwrap(), 0);
+}
+
+/// A node that dies (dropped without shutdown) keeps its lease until it expires: only
+/// then does a surviving node take its sessions over.
+#[tokio::test(start_paused = true)]
+async fn the_sessions_of_a_crashed_node_pass_on_once_its_lease_expires() {
+    let mock = Mock::in_memory();
+    let store: std::sync::Arc<dyn cloud_atlas::orchestrator::SessionStore> =
+        std::sync::Arc::new(MemorySessionStore::new());
+    let mut c = cfg();
+    c.lease_ttl = Duration::from_secs(30);
+    let node = |mock: &Mock| {
+        Orchestrator::builder()
+            .store_arc(std::sync::Arc::clone(&store))
+            .provider(mock.clone())
+            .config(c.clone())
+            .start()
+    };
+    let a = node(&mock).await.unwrap();
+    let id = a.spawn(req("carl")).await.unwrap().session.id;
+    let b = node(&mock).await.unwrap();
+    drop(a);
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    assert!(
+        b.get(&id).is_err(),
+        "taken over while the crashed node's lease was live"
+    );
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(b.get(&id).unwrap().owner.as_deref(), Some(b.node_id()));
     b.shutdown(ShutdownPolicy::Terminate).await.unwrap();
     assert_eq!(mock.live_count().unwrap(), 0);
 }

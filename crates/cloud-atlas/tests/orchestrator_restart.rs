@@ -21,8 +21,13 @@ fn cfg() -> OrchestratorConfig {
     c.terminate_backoff = Duration::from_millis(50);
     c.terminate_backoff_max = Duration::from_millis(200);
     c.reaper.enabled = false;
+    // A crashed test node's lease runs out quickly (see `LEASE_GONE`).
+    c.lease_ttl = Duration::from_millis(200);
     c
 }
+
+/// Long enough for a dropped (crashed) node's lease to have expired.
+const LEASE_GONE: Duration = Duration::from_millis(300);
 
 fn req(user: &str, idle: Duration) -> SessionRequest {
     let compute = ComputeRequest::builder()
@@ -114,7 +119,7 @@ async fn restart_readopts_sessions_from_sqlite_with_timers_from_stored_times() {
         drop(orch);
         (short, long)
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::sleep(LEASE_GONE).await;
     assert_eq!(mock.live_count().unwrap(), 2, "a crash terminates nothing");
 
     #[cfg(unix)]
@@ -176,6 +181,7 @@ async fn a_terminating_session_resumes_termination_after_restart() {
         drop(orch);
         s.id
     };
+    tokio::time::sleep(LEASE_GONE).await;
     mock.clear_faults();
     let store = Arc::new(SqliteSessionStore::open(&path).unwrap());
     assert_eq!(
@@ -227,6 +233,18 @@ impl SessionStore for FailingStore {
     async fn closed_spend(&self) -> Result<std::collections::BTreeMap<String, f64>> {
         self.inner.closed_spend().await
     }
+    async fn claim(&self, id: &str, from: Option<&str>, to: &str) -> Result<bool> {
+        self.inner.claim(id, from, to).await
+    }
+    async fn renew_owner(&self, node: &str, until: DateTime<Utc>) -> Result<()> {
+        self.inner.renew_owner(node, until).await
+    }
+    async fn release_owner(&self, node: &str) -> Result<()> {
+        self.inner.release_owner(node).await
+    }
+    async fn owners(&self) -> Result<std::collections::BTreeMap<String, DateTime<Utc>>> {
+        self.inner.owners().await
+    }
 }
 
 #[tokio::test]
@@ -260,7 +278,9 @@ async fn crash_between_spawn_and_store_write_is_adopted_on_restart() {
         fail_updates: AtomicBool::new(true),
     });
     {
-        let orch = start(&mock, Arc::<FailingStore>::clone(&store)).await;
+        let mut c = cfg();
+        c.lease_ttl = Duration::from_millis(300);
+        let orch = start_with(&mock, Arc::<FailingStore>::clone(&store), c).await;
         // The write fails and so does every terminate: then the process dies.
         mock.inject(MockOp::Terminate, Fault::Unavailable, 1000);
         orch.spawn(req("eve", Duration::from_secs(3600)))
@@ -269,6 +289,8 @@ async fn crash_between_spawn_and_store_write_is_adopted_on_restart() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         drop(orch);
     }
+    // The dead process's lease runs out; only then is its intent anyone else's business.
+    tokio::time::sleep(Duration::from_millis(400)).await;
     mock.clear_faults();
     assert_eq!(mock.live_count().unwrap(), 1);
     let intents = store.list().await.unwrap();
@@ -318,17 +340,28 @@ async fn dangling_intents_are_adopted_or_dropped_on_restart() {
         ghost.id = "0123456789abcdef0123456789abcdef".into();
         ghost.name = "atlas-neverspawned".into();
         store.insert(&ghost).await.unwrap();
+        // While their owner lives, no other node touches them, however old they are
+        // (issue 12, defect 1).
+        let other = start_after_grace(&mock, Arc::<SqliteSessionStore>::clone(&store)).await;
+        assert_eq!(other.len(), 0, "a live owner's intents are not adopted");
+        assert_eq!(store.list().await.unwrap().len(), 2, "nor dropped");
+        other.shutdown(ShutdownPolicy::Release).await.unwrap();
         drop(orch);
         (kept[0].clone(), ghost)
     };
-    assert_eq!(mock.live_count().unwrap(), 1);
+    assert_eq!(mock.live_count().unwrap(), 1, "nothing terminated");
+    tokio::time::sleep(LEASE_GONE).await;
     let store = Arc::new(SqliteSessionStore::open(&path).unwrap());
-    // Within the grace window a start leaves both intents alone: another process
-    // sharing the store may still be spawning them (issue 12, defect 1).
+    // The owner is gone: within the grace window an intent whose machine is listed is
+    // adopted at once; one with no machine is kept (a listing may lag the create).
     {
         let young = start(&mock, Arc::<SqliteSessionStore>::clone(&store)).await;
-        assert_eq!(young.len(), 0, "young intents are not adopted");
-        assert_eq!(store.list().await.unwrap().len(), 2, "nor dropped");
+        assert_eq!(young.len(), 1);
+        assert_eq!(young.get(&kept.id).unwrap().state, SessionState::Active);
+        assert!(
+            store.get(&ghost.id).await.unwrap().is_some(),
+            "young ghost kept"
+        );
         young.shutdown(ShutdownPolicy::Release).await.unwrap();
     }
     assert_eq!(mock.live_count().unwrap(), 1, "nothing terminated");
@@ -337,7 +370,7 @@ async fn dangling_intents_are_adopted_or_dropped_on_restart() {
     assert_eq!(
         orch.get(&kept.id).unwrap().state,
         SessionState::Active,
-        "machine found by launch name: adopted"
+        "released by the last node: adopted again"
     );
     assert!(
         store.get(&ghost.id).await.unwrap().is_none(),

@@ -219,14 +219,23 @@ pub(crate) fn print_action(ctx: &Context, id: &str, action: &str) -> Result<()> 
         })
 }
 
+/// A session's state as shown: `damaged` for a record that cannot be trusted.
+fn state_of(s: &Session) -> &'static str {
+    if s.damaged.is_some() {
+        "damaged"
+    } else {
+        s.state.as_str()
+    }
+}
+
 fn session_table(out: &Out, s: &Session) -> comfy_table::Table {
-    out.kv_table(vec![
+    let mut t = out.kv_table(vec![
         ("session", Cell::new(&s.id)),
         ("user", Cell::new(&s.user_id)),
         ("provider", Cell::new(&s.provider)),
         ("compute", Cell::new(or_dash(s.compute_id.as_deref()))),
         ("name", Cell::new(&s.name)),
-        ("state", out.status_cell(s.state.as_str())),
+        ("state", out.status_cell(state_of(s))),
         ("url", Cell::new(or_dash(s.http_url.as_deref()))),
         ("price", Cell::new(price(Some(s.cost_per_hour)))),
         (
@@ -237,7 +246,18 @@ fn session_table(out: &Out, s: &Session) -> comfy_table::Table {
             "max runtime",
             Cell::new(humantime::format_duration(s.max_runtime)),
         ),
-    ])
+        ("owner", Cell::new(or_dash(s.owner.as_deref()))),
+    ]);
+    if let Some(why) = &s.damaged {
+        t.add_row(vec![
+            Cell::new("damaged"),
+            Cell::new(format!(
+                "{why}; `atlas session stop {}` terminates its machine and forgets it",
+                s.id
+            )),
+        ]);
+    }
+    t
 }
 
 fn list_table(out: &Out, all: &[Session]) -> String {
@@ -256,7 +276,7 @@ fn list_table(out: &Out, all: &[Session]) -> String {
             Cell::new(&s.user_id),
             Cell::new(&s.provider),
             Cell::new(or_dash(s.compute_id.as_deref())),
-            out.status_cell(s.state.as_str()),
+            out.status_cell(state_of(s)),
             Cell::new(price(Some(s.cost_per_hour))),
             Cell::new(s.last_touch.format("%Y-%m-%d %H:%M:%S UTC")),
         ]);

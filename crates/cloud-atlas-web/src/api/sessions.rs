@@ -286,6 +286,12 @@ pub struct SessionView {
     /// Why termination started (`idle`, `max_runtime`, `budget`, `requested`, …).
     #[schema(value_type = Option<String>)]
     pub terminate_reason: Option<TerminateReason>,
+    /// The node that holds the session (its orchestrator's node id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Why the stored record is damaged, when it is (never scheduled; can be stopped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<String>,
     /// USD accrued up to `as_of` (estimate at the recorded rates).
     pub accrued_usd: f64,
     /// When the idle TTL ends the session unless touched.
@@ -329,6 +335,8 @@ impl SessionView {
             http_url: s.http_url.clone(),
             gpu: s.gpu,
             terminate_reason: s.terminate_reason,
+            owner: s.owner.clone(),
+            damaged: s.damaged.clone(),
             accrued_usd: s.accrued_usd(now),
             idle_expires_at: plus(s.last_touch, s.idle_ttl),
             runtime_expires_at: plus(s.created_at, s.max_runtime),

@@ -10,6 +10,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::events::Events;
+use super::ownership;
 use super::schedule::{Clock, TouchLog};
 use super::{
     AlwaysLeader, BillingSource, Guard, Inner, LeaderLease, LiveMap, Orchestrator,
@@ -102,7 +103,9 @@ impl OrchestratorBuilder {
         } else {
             BTreeMap::new()
         };
+        let node = ownership::node_id(&self.config);
         let inner = Arc::new(Inner {
+            node,
             store,
             providers: self.providers,
             billing: self.billing,
@@ -124,7 +127,9 @@ impl OrchestratorBuilder {
             lease: self.lease.unwrap_or_else(|| Arc::new(AlwaysLeader)),
             leader: AtomicBool::new(false),
         });
-        inner.readopt().await?;
+        // The lease first: from here on, what this node owns is not taken over.
+        inner.renew_lease().await?;
+        inner.readopt(true).await?;
         let lp = Arc::clone(&inner);
         let main = tokio::spawn(
             lp.main_loop(rx)
@@ -139,11 +144,16 @@ impl OrchestratorBuilder {
         } else {
             None
         };
+        let lp = Arc::clone(&inner);
+        let lease = tokio::spawn(
+            lp.lease_loop()
+                .instrument(tracing::info_span!("atlas.lease")),
+        );
         Ok(Orchestrator {
             inner,
             guard: Arc::new(Guard {
                 _drop: root.drop_guard(),
-                loops: Mutex::new(vec![main].into_iter().chain(reaper).collect()),
+                loops: Mutex::new(vec![main, lease].into_iter().chain(reaper).collect()),
             }),
         })
     }

@@ -53,6 +53,13 @@ pub struct OrchestratorConfig {
     pub watch_running: bool,
     /// How long to watch for `running` (default 15 min).
     pub boot_timeout: Duration,
+    /// This node's name in the store: the [`owner`](super::Session::owner) of what it
+    /// spawns or adopts (1-64 letters, digits, `-`, `_`, `.`). `None` (the default) names
+    /// it `{host}-{pid}-{random}`, unique per process.
+    pub node_id: Option<String>,
+    /// How long this node's ownership lease lasts without renewal (default 30 s; renewed
+    /// every third of it). Another node takes over its records only once it has expired.
+    pub lease_ttl: Duration,
 }
 
 impl Default for OrchestratorConfig {
@@ -73,6 +80,8 @@ impl Default for OrchestratorConfig {
             shutdown_timeout: Duration::from_secs(60),
             watch_running: true,
             boot_timeout: Duration::from_secs(15 * 60),
+            node_id: None,
+            lease_ttl: Duration::from_secs(30),
         }
     }
 }
@@ -81,6 +90,9 @@ impl OrchestratorConfig {
     pub(super) fn validate(&self) -> Result<()> {
         self.reaper.validate()?;
         self.limits.validate()?;
+        if let Some(n) = &self.node_id {
+            super::ownership::validate_node_id(n)?;
+        }
         for (field, d) in [
             ("default_idle_ttl", self.default_idle_ttl),
             ("default_max_runtime", self.default_max_runtime),
@@ -94,6 +106,7 @@ impl OrchestratorConfig {
             ("spend_interval", self.spend_interval),
             ("reconcile_interval", self.reconcile_interval),
             ("terminate_backoff", self.terminate_backoff),
+            ("lease_ttl", self.lease_ttl),
         ] {
             if d.is_zero() {
                 return Err(Error::validation(field, "must be greater than zero"));

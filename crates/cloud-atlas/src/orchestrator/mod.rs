@@ -75,6 +75,7 @@ mod driver;
 pub mod events;
 pub mod lease;
 mod live;
+pub mod ownership;
 pub mod reaper;
 mod reaping;
 mod recovery;
@@ -160,6 +161,8 @@ struct Inner {
     lease: Arc<dyn LeaderLease>,
     /// Whether the last lease attempt held it.
     leader: AtomicBool,
+    /// This node's id: the owner of what it spawns or adopts (see [`ownership`]).
+    node: String,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -280,13 +283,20 @@ impl Orchestrator {
     /// Terminate a session upstream, then forget it. Waits for the terminate; if it fails,
     /// the session stays tracked, retries continue in the background, and the error is returned.
     ///
+    /// A stored session this node does not track: refused with `Conflict` while another
+    /// live node holds it; a [damaged](Session::damaged) one has its machine terminated
+    /// and is forgotten.
+    ///
     /// # Errors
-    /// `NotFound` when not tracked; the provider's error when the first terminate failed.
+    /// `NotFound` when not tracked; `Conflict` when another live node holds it; the
+    /// provider's error when the first terminate failed.
     ///
     /// # Cost
     /// Stops billing.
     pub async fn stop_tracked(&self, id: &str) -> Result<()> {
-        let live = self.inner.get_live(id).ok_or_else(|| not_tracked(id))?;
+        let Some(live) = self.inner.get_live(id) else {
+            return self.inner.stop_stored(id).await;
+        };
         let mut sub = self.inner.events.subscribe(Some(id.to_string()));
         if !self
             .inner
@@ -351,6 +361,11 @@ impl Orchestrator {
     /// Terminates orphans unless `opts.dry_run`.
     pub async fn reap(&self, opts: &ReapOptions) -> Result<ReapReport> {
         self.inner.reap(opts).await
+    }
+
+    /// This node's id in the store: the owner of the sessions it spawns or adopts.
+    pub fn node_id(&self) -> &str {
+        &self.inner.node
     }
 
     /// Whether this node held the reaper lease at its last interval round (see
@@ -421,6 +436,10 @@ impl Orchestrator {
         }
         inner.work.cancel();
         inner.tasks.wait().await;
+        // What is left is released to the next node on this store, at once.
+        if let Err(e) = inner.store.release_owner(&inner.node).await {
+            tracing::warn!(error = %e, node = %inner.node, "could not release this node's ownership lease; its sessions pass on when it expires");
+        }
         let left = self.len();
         flushed?;
         Ok(ShutdownReport {

@@ -39,6 +39,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::ownership::held_elsewhere;
 use super::session::{dur, validate_prefix, Session, DEFAULT_NAME_PREFIX};
 use super::store::SessionStore;
 use crate::error::{Error, Result};
@@ -374,7 +375,11 @@ pub(crate) fn plan(
     for s in mine {
         match s.compute_id.as_deref() {
             // Recorded before the listing started, so the listing must have shown it.
-            Some(id) if !listed_ids.contains(id) && s.spawned_at.is_some_and(|t| t < listed_at) => {
+            Some(id)
+                if !listed_ids.contains(id)
+                    && s.spawned_at.is_some_and(|t| t < listed_at)
+                    && !in_flight.contains(&s.id) =>
+            {
                 let d = ReapDecision::new(
                     provider,
                     ReapAction::MarkTerminated,
@@ -406,6 +411,8 @@ pub(crate) fn plan(
 #[async_trait]
 pub(crate) trait Effects: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
+    /// This node's id, when the round runs in an orchestrator (its records are its own).
+    fn node(&self) -> Option<&str>;
     fn in_flight(&self) -> HashSet<String>;
     async fn vanished(&self, s: &Session) -> Result<()>;
     async fn adopt(&self, s: &Session, c: &Compute) -> Result<()>;
@@ -460,19 +467,23 @@ pub(crate) async fn round(
         };
         // Sessions are read after the listing, so a spawn recorded in between is tracked.
         let tracked = store.list().await?;
+        let leases = store.owners().await?;
         let now = effects.now();
+        // Hands off: spawns in flight here, records another live node holds, damaged ones.
+        let mut hands_off = effects.in_flight();
+        hands_off.extend(
+            tracked
+                .iter()
+                .filter(|s| {
+                    s.damaged.is_some()
+                        || held_elsewhere(s.owner.as_deref(), &leases, effects.node(), now)
+                })
+                .map(|s| s.id.clone()),
+        );
         if !opts.dry_run {
             effects.listed(name, &listing).await;
         }
-        for (mut d, s, c) in plan(
-            name,
-            &listing,
-            &tracked,
-            &effects.in_flight(),
-            cfg,
-            now,
-            listed_at,
-        ) {
+        for (mut d, s, c) in plan(name, &listing, &tracked, &hands_off, cfg, now, listed_at) {
             if !opts.dry_run {
                 let res = match (d.action, s.as_ref(), c.as_ref()) {
                     (ReapAction::Terminate, _, Some(c)) => match p.terminate_if_exists(&c.id).await
@@ -557,6 +568,9 @@ struct StoreEffects<'a> {
 impl Effects for StoreEffects<'_> {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
+    }
+    fn node(&self) -> Option<&str> {
+        None
     }
     fn in_flight(&self) -> HashSet<String> {
         HashSet::new()
@@ -1065,6 +1079,9 @@ mod tests {
         fn now(&self) -> DateTime<Utc> {
             Utc::now()
         }
+        fn node(&self) -> Option<&str> {
+            Some("me")
+        }
         fn in_flight(&self) -> HashSet<String> {
             self.in_flight.clone()
         }
@@ -1170,6 +1187,62 @@ mod tests {
         let mut p: BTreeMap<String, Arc<dyn Provider>> = BTreeMap::new();
         p.insert("mock".into(), Arc::new(m.clone()));
         p
+    }
+
+    /// Issue 12, defect 1: a round never acts on a record another live node holds, nor on
+    /// a damaged one; once the holder's lease has ended the same records are acted on.
+    #[tokio::test]
+    async fn records_held_by_a_live_node_or_damaged_are_left_alone() {
+        let w = world().await;
+        // Both session records of the world belong to node "other".
+        for id in ["s-i", "s-gone"] {
+            assert!(w.store.claim(id, None, "other").await.unwrap());
+        }
+        let mut broken = tracked("s-broken", "m-broken", 3_600_000);
+        broken.created_at = Utc::now() - chrono::Duration::hours(1);
+        broken.spawned_at = broken.created_at.into();
+        broken.damaged = Some("idle_ttl out of range".into());
+        w.store.insert(&broken).await.unwrap();
+        let (ps, cfg, opts) = (
+            providers(&w.mock),
+            ReaperConfig::default(),
+            ReapOptions::default(),
+        );
+        let run = |fx| round(w.store.as_ref(), &ps, &cfg, &opts, fx);
+        let later = Utc::now() + chrono::Duration::hours(1);
+        w.store.renew_owner("other", later).await.unwrap();
+        let fx = Record::default();
+        let r = run(&fx as &dyn Effects).await.unwrap();
+        let calls = fx.calls();
+        assert!(
+            !calls
+                .iter()
+                .any(|c| c.contains("s-i") || c.contains("s-gone") || c.contains("s-broken")),
+            "acted on held or damaged records: {calls:?}"
+        );
+        let intent = r.for_compute(&w.intent_machine).unwrap();
+        assert_eq!(intent.action, ReapAction::Keep, "{intent:?}");
+        // The same node is "me" for an orchestrator whose node id it is: not held.
+        assert!(!held_elsewhere(
+            Some("me"),
+            &BTreeMap::from([("me".to_string(), later)]),
+            Some("me"),
+            Utc::now()
+        ));
+        // The holder's lease ends: the old intent is adopted, the vanished session marked.
+        w.store
+            .renew_owner("other", Utc::now() - chrono::Duration::seconds(1))
+            .await
+            .unwrap();
+        let fx = Record::default();
+        run(&fx as &dyn Effects).await.unwrap();
+        let calls = fx.calls();
+        assert!(
+            calls.contains(&format!("adopt s-i {}", w.intent_machine)),
+            "{calls:?}"
+        );
+        assert!(calls.contains(&"vanished s-gone".to_string()), "{calls:?}");
+        assert!(!calls.iter().any(|c| c.contains("s-broken")), "{calls:?}");
     }
 
     #[tokio::test]

@@ -79,6 +79,9 @@ impl reaper::Effects for OrchEffects {
     fn now(&self) -> DateTime<Utc> {
         self.inner.clock.now()
     }
+    fn node(&self) -> Option<&str> {
+        Some(&self.inner.node)
+    }
     fn in_flight(&self) -> HashSet<String> {
         self.inner
             .live

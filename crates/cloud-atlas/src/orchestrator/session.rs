@@ -321,6 +321,17 @@ pub struct Session {
     pub gpu: Option<Gpu>,
     /// Why termination started.
     pub terminate_reason: Option<TerminateReason>,
+    /// The node that holds this record (its orchestrator's node id): only its owner acts
+    /// on it while the owner's lease is live; another node takes it over once the lease
+    /// expires or is released (see [`SessionStore::claim`](super::store::SessionStore::claim)).
+    /// `None` for records written before owners existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Set when the stored record could not be decoded or holds values out of range
+    /// (why, in words). A damaged session is never scheduled; it is listed, and it can be
+    /// stopped (its machine terminated, when its id is known) and forgotten.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<String>,
 }
 
 impl Session {
@@ -356,6 +367,84 @@ impl Session {
             http_url: None,
             gpu: compute.gpu,
             terminate_reason: None,
+            owner: None,
+            damaged: None,
+        }
+    }
+
+    /// Why a stored session cannot be trusted, if it cannot: a limit longer than any
+    /// limit may be ([`DurationRange::LIMIT`](crate::spec::DurationRange::LIMIT)), or an
+    /// amount that is negative or not finite.
+    pub(crate) fn out_of_range(&self) -> Option<String> {
+        let max = crate::spec::DurationRange::LIMIT.max;
+        for (field, d) in [
+            ("idle_ttl", self.idle_ttl),
+            ("max_runtime", self.max_runtime),
+        ] {
+            if d > max {
+                return Some(format!(
+                    "{field} {} is out of range (at most {})",
+                    humantime::format_duration(Duration::from_secs(d.as_secs())),
+                    humantime::format_duration(max)
+                ));
+            }
+        }
+        let amounts = [
+            ("cost_per_hour", Some(self.cost_per_hour)),
+            ("accrued_before_usd", Some(self.accrued_before_usd)),
+            ("billed_usd", self.billed_usd),
+            ("max_cost_usd", self.max_cost_usd),
+        ];
+        for (field, v) in amounts {
+            if let Some(v) = v {
+                if !v.is_finite() || v < 0.0 {
+                    return Some(format!(
+                        "{field} {v} is out of range (a non-negative amount)"
+                    ));
+                }
+            }
+        }
+        None
+    }
+
+    /// A damaged record (`why`), with what can still be read from its raw `body`: the
+    /// provider, machine id, name, launch id, user, state and times, where present.
+    pub(crate) fn damaged_from(id: &str, user_id: &str, body: &str, why: String) -> Session {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        let text = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+        let time = |k: &str| {
+            text(k)
+                .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let created = time("created_at").unwrap_or_default();
+        Session {
+            id: id.to_string(),
+            user_id: user_id.to_string(),
+            provider: text("provider").unwrap_or_default(),
+            launch_id: text("launch_id").unwrap_or_default(),
+            name: text("name").unwrap_or_default(),
+            compute_id: text("compute_id"),
+            state: text("state")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(SessionState::Active),
+            created_at: created,
+            spawned_at: time("spawned_at"),
+            last_touch: time("last_touch").unwrap_or(created),
+            idle_ttl: Duration::ZERO,
+            max_runtime: Duration::ZERO,
+            max_cost_usd: None,
+            cost_per_hour: 0.0,
+            rate_since: created,
+            accrued_before_usd: 0.0,
+            billed_usd: None,
+            token_hash: None,
+            auth_mode: AuthMode::default(),
+            http_url: text("http_url"),
+            gpu: None,
+            terminate_reason: None,
+            owner: None,
+            damaged: Some(why),
         }
     }
 

@@ -173,11 +173,7 @@ impl OrchestratorSettings {
                 }
                 "node_id" => {
                     let n = string(k, v)?;
-                    let ok = !n.is_empty()
-                        && n.len() <= 64
-                        && n.chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
-                    if !ok {
+                    if super::ownership::validate_node_id(n).is_err() {
                         return Err(Error::validation(
                             &key(k),
                             format!("{n:?} is not allowed; use 1-64 letters, digits, -, _ or ."),
@@ -239,6 +235,12 @@ impl OrchestratorSettings {
         }
         if let Some(d) = self.heartbeat_flush {
             cfg.heartbeat_flush_interval = d;
+        }
+        if let Some(n) = &self.node_id {
+            cfg.node_id = Some(n.clone());
+        }
+        if let Some(d) = self.lease_ttl {
+            cfg.lease_ttl = d;
         }
         if let Some(on) = self.reaper {
             cfg.reaper.enabled = on;

@@ -48,7 +48,8 @@ impl Inner {
         )?;
 
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let rec = Session::intent(id.clone(), &req, &creq, idle_ttl, max_runtime, now);
+        let mut rec = Session::intent(id.clone(), &req, &creq, idle_ttl, max_runtime, now);
+        rec.owner = Some(self.node.clone());
         self.store.insert(&rec).await?;
         let live = self.insert_live(rec);
         let span = live.span.clone();

@@ -135,3 +135,38 @@ impl Inner {
         tracing::info!(%reason, spent_usd = spent, "session terminated");
     }
 }
+
+impl Inner {
+    /// Stop a session this node does not track live: refused while another live node
+    /// holds it; a damaged record has its machine terminated (by id, else by launch
+    /// name) and is forgotten.
+    pub(super) async fn stop_stored(&self, id: &str) -> crate::Result<()> {
+        let Some(s) = self.store.get(id).await? else {
+            return Err(super::not_tracked(id));
+        };
+        let (leases, now) = self.leases().await?;
+        if super::ownership::held_elsewhere(s.owner.as_deref(), &leases, Some(&self.node), now) {
+            let until = s.owner.as_deref().and_then(|o| leases.get(o)).copied();
+            return Err(super::ownership::held_error(&s, until));
+        }
+        let Some(why) = &s.damaged else {
+            return Err(super::not_tracked(id));
+        };
+        if let Some(cid) = &s.compute_id {
+            self.provider(&s.provider)?.terminate_if_exists(cid).await?;
+        } else if !s.name.is_empty() {
+            let p = self.provider(&s.provider)?;
+            let found = p
+                .list(&crate::spec::ListFilter::all().with_name(s.name.clone()))
+                .await?;
+            for c in found.iter().filter(|c| c.name.as_deref() == Some(&s.name)) {
+                p.terminate_if_exists(&c.id).await?;
+            }
+        } else {
+            tracing::warn!(session.id = %s.id, %why, "damaged record names no machine; forgotten (`atlas reap` ends a session machine left behind)");
+        }
+        self.store.finish(&s.id, 0.0).await?;
+        tracing::info!(session.id = %s.id, compute.id = ?s.compute_id, %why, "damaged session stopped and forgotten");
+        Ok(())
+    }
+}

@@ -204,6 +204,73 @@ async fn cases(store: &dyn SessionStore, run: &str) -> CaseResult {
         || "touch created a session".into(),
     )?;
 
+    let c = "owners_claim_is_compare_and_set";
+    let mut o = sample(run, "owned", &user_a);
+    let (node_a, node_b) = (format!("{run}-node-a"), format!("{run}-node-b"));
+    o.owner = Some(node_a.clone());
+    call!(c, store.insert(&o));
+    let got = call!(c, store.get(&o.id)).ok_or_else(|| fail(c, "session vanished"))?;
+    check(c, got.owner.as_deref() == Some(node_a.as_str()), || {
+        format!("inserted with owner {node_a}, read back {:?}", got.owner)
+    })?;
+    let mut stale = o.clone();
+    stale.owner = Some(node_b.clone());
+    stale.cost_per_hour = 0.5;
+    call!(c, store.update(&stale));
+    let got = call!(c, store.get(&o.id)).ok_or_else(|| fail(c, "session vanished"))?;
+    check(c, got.owner.as_deref() == Some(node_a.as_str()), || {
+        format!(
+            "update changed the owner to {:?}; only claim may",
+            got.owner
+        )
+    })?;
+    check(c, !call!(c, store.claim(&o.id, None, &node_b)), || {
+        "claim from the wrong owner (none) succeeded".into()
+    })?;
+    check(
+        c,
+        call!(c, store.claim(&o.id, Some(&node_a), &node_b)),
+        || "claim from the right owner failed".into(),
+    )?;
+    check(
+        c,
+        !call!(c, store.claim(&o.id, Some(&node_a), &node_b)),
+        || "a second claim from the previous owner succeeded (two winners)".into(),
+    )?;
+    let got = call!(c, store.get(&o.id)).ok_or_else(|| fail(c, "session vanished"))?;
+    check(c, got.owner.as_deref() == Some(node_b.as_str()), || {
+        format!("after the claim the owner is {:?}", got.owner)
+    })?;
+    check(
+        c,
+        !call!(c, store.claim(&format!("{run}ghost"), None, &node_b)),
+        || "claim of an unknown id succeeded".into(),
+    )?;
+    call!(c, store.finish(&o.id, 0.0));
+
+    let c = "owner_leases_renew_and_release";
+    let until = crate::orchestrator::schedule::from_ms(ms(Utc::now()) + 60_000);
+    call!(c, store.renew_owner(&node_a, until));
+    let later = crate::orchestrator::schedule::from_ms(ms(until) + 1_000);
+    call!(c, store.renew_owner(&node_a, later));
+    let leases = call!(c, store.owners());
+    check(
+        c,
+        leases.get(&node_a).map(|t| ms(*t)) == Some(ms(later)),
+        || {
+            format!(
+                "lease of {node_a} after renewing: {:?}",
+                leases.get(&node_a)
+            )
+        },
+    )?;
+    call!(c, store.release_owner(&node_a));
+    call!(c, store.release_owner(&node_b));
+    let leases = call!(c, store.owners());
+    check(c, !leases.contains_key(&node_a), || {
+        "a released lease is still listed".into()
+    })?;
+
     let c = "finish_forgets_and_adds_spend";
     let before = call!(c, store.closed_spend())
         .get(&user_a)

@@ -17,6 +17,8 @@ struct State {
     closed: BTreeMap<String, f64>,
     /// (user, when closed, USD), for the monthly cap.
     closed_log: Vec<(String, DateTime<Utc>, f64)>,
+    /// Node leases: until when each owner is known alive.
+    owners: BTreeMap<String, DateTime<Utc>>,
 }
 
 /// Sessions in memory; share it behind an `Arc`.
@@ -53,8 +55,10 @@ impl SessionStore for MemorySessionStore {
         let mut st = self.lock();
         let slot = st.sessions.get_mut(&s.id).ok_or_else(|| missing(&s.id))?;
         let last = slot.last_touch.max(s.last_touch);
+        let owner = slot.owner.take();
         *slot = s.clone();
         slot.last_touch = last;
+        slot.owner = owner;
         Ok(())
     }
 
@@ -90,6 +94,31 @@ impl SessionStore for MemorySessionStore {
 
     async fn closed_spend(&self) -> Result<BTreeMap<String, f64>> {
         Ok(self.lock().closed.clone())
+    }
+
+    async fn claim(&self, id: &str, from: Option<&str>, to: &str) -> Result<bool> {
+        let mut st = self.lock();
+        match st.sessions.get_mut(id) {
+            Some(s) if s.owner.as_deref() == from => {
+                s.owner = Some(to.to_string());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn renew_owner(&self, node: &str, until: DateTime<Utc>) -> Result<()> {
+        self.lock().owners.insert(node.to_string(), until);
+        Ok(())
+    }
+
+    async fn release_owner(&self, node: &str) -> Result<()> {
+        self.lock().owners.remove(node);
+        Ok(())
+    }
+
+    async fn owners(&self) -> Result<BTreeMap<String, DateTime<Utc>>> {
+        Ok(self.lock().owners.clone())
     }
 
     async fn closed_spend_since(&self, since: DateTime<Utc>) -> Result<BTreeMap<String, f64>> {

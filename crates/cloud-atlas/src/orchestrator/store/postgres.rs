@@ -9,20 +9,21 @@
 //! re-opened when it drops.
 //!
 //! Tables are created on connect (`CREATE TABLE IF NOT EXISTS`) with a name prefix
-//! (default `atlas_`: `atlas_sessions`, `atlas_closed_spend`, `atlas_leases`), so a
+//! (default `atlas_`: `atlas_sessions`, `atlas_closed_spend`, `atlas_leases`,
+//! `atlas_owners`), so a
 //! database can be shared and tests can isolate themselves with a prefix of their own.
 //!
 //! Connections are plain TCP or Unix sockets (`NoTls`): reach a remote server through
 //! a TLS-terminating proxy or a private network.
 //!
-//! # Caveats
-//! Nodes share the store and elect one reaper, but sessions have no owner node: every
-//! orchestrator adopts every stored session when it starts. Before a node ends a session
-//! as idle it reads the heartbeat the store holds, so a session kept alive through
+//! # Owners
+//! Every session row names its owner node (column `owner`) and every node keeps a lease
+//! row in `{prefix}owners`; a node adopts at start only the sessions whose owner's lease
+//! has expired or was released, taking each over with a compare-and-set (see
+//! [`orchestrator::ownership`](crate::orchestrator::ownership)). Before a node ends a
+//! session as idle it reads the heartbeat the store holds, so a session kept alive through
 //! another node is not ended; that heartbeat lags by up to one persistence interval
-//! (`heartbeat_flush_interval`), so keep the idle TTL well above it. Max-runtime and
-//! budget ends may be carried out by whichever node reaches them first (terminate is
-//! idempotent).
+//! (`heartbeat_flush_interval`), so keep the idle TTL well above it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,7 +33,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio_postgres::{Client, NoTls};
 
-use super::{exists, missing, SessionStore};
+use super::{decode_row, exists, missing, SessionStore};
 use crate::error::{Error, ErrorKind, Result};
 use crate::orchestrator::lease::LeaderLease;
 use crate::orchestrator::schedule::from_ms;
@@ -83,6 +84,10 @@ struct Sql {
     lease_acquire: String,
     lease_release: String,
     lease_holder: String,
+    claim: String,
+    renew_owner: String,
+    release_owner: String,
+    owners: String,
 }
 
 impl Sql {
@@ -92,6 +97,7 @@ impl Sql {
             format!("{p}closed_spend"),
             format!("{p}leases"),
         );
+        let o = format!("{p}owners");
         Sql {
             schema: format!(
                 "BEGIN;
@@ -108,19 +114,23 @@ impl Sql {
                      name TEXT PRIMARY KEY,
                      holder TEXT NOT NULL,
                      expires_at TIMESTAMPTZ NOT NULL);
+                 ALTER TABLE {s} ADD COLUMN IF NOT EXISTS owner TEXT;
+                 CREATE TABLE IF NOT EXISTS {o} (
+                     node TEXT PRIMARY KEY,
+                     expires_ms BIGINT NOT NULL);
                  COMMIT;"
             ),
-            drop: format!("DROP TABLE IF EXISTS {s}, {c}, {l}"),
+            drop: format!("DROP TABLE IF EXISTS {s}, {c}, {l}, {o}"),
             insert: format!(
-                "INSERT INTO {s} (id, user_id, last_touch_ms, body) VALUES ($1, $2, $3, $4)
+                "INSERT INTO {s} (id, user_id, last_touch_ms, body, owner) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (id) DO NOTHING"
             ),
             update: format!(
                 "UPDATE {s} SET user_id = $2, body = $3, last_touch_ms = GREATEST(last_touch_ms, $4)
                  WHERE id = $1"
             ),
-            get: format!("SELECT body, last_touch_ms FROM {s} WHERE id = $1"),
-            list: format!("SELECT body, last_touch_ms FROM {s} ORDER BY id"),
+            get: format!("SELECT body, last_touch_ms, id, user_id, owner FROM {s} WHERE id = $1"),
+            list: format!("SELECT body, last_touch_ms, id, user_id, owner FROM {s} ORDER BY id"),
             touch_many: format!(
                 "UPDATE {s} AS s SET last_touch_ms = GREATEST(s.last_touch_ms, b.ms)
                  FROM (SELECT id, MAX(ms) AS ms FROM unnest($1::text[], $2::bigint[]) AS t(id, ms)
@@ -145,6 +155,15 @@ impl Sql {
             lease_holder: format!(
                 "SELECT holder FROM {l} WHERE name = $1 AND expires_at > clock_timestamp()"
             ),
+            claim: format!(
+                "UPDATE {s} SET owner = $3 WHERE id = $1 AND owner IS NOT DISTINCT FROM $2"
+            ),
+            renew_owner: format!(
+                "INSERT INTO {o} (node, expires_ms) VALUES ($1, $2)
+                 ON CONFLICT (node) DO UPDATE SET expires_ms = excluded.expires_ms"
+            ),
+            release_owner: format!("DELETE FROM {o} WHERE node = $1"),
+            owners: format!("SELECT node, expires_ms FROM {o}"),
         }
     }
 }
@@ -310,27 +329,15 @@ impl PgSessionStore {
         .with_source(e)
     }
 
-    fn decode(&self, body: &str, last_ms: i64) -> Result<Session> {
-        let mut s: Session = serde_json::from_str(body).map_err(|e| {
-            Error::new(
-                ErrorKind::Unknown,
-                format!(
-                    "postgres session store {} ({}sessions) holds a damaged record",
-                    self.shared.target, self.shared.prefix
-                ),
-            )
-            .with_source(e)
-        })?;
-        s.last_touch = s.last_touch.max(from_ms(last_ms));
-        Ok(s)
-    }
-
     fn rows(&self, rows: &[tokio_postgres::Row]) -> Result<Vec<Session>> {
         rows.iter()
             .map(|r| {
                 let body: String = r.try_get(0).map_err(|e| self.err(e))?;
                 let ms: i64 = r.try_get(1).map_err(|e| self.err(e))?;
-                self.decode(&body, ms)
+                let id: String = r.try_get(2).map_err(|e| self.err(e))?;
+                let user: String = r.try_get(3).map_err(|e| self.err(e))?;
+                let owner: Option<String> = r.try_get(4).map_err(|e| self.err(e))?;
+                Ok(decode_row(&id, &user, owner, &body, ms))
             })
             .collect()
     }
@@ -344,7 +351,13 @@ impl SessionStore for PgSessionStore {
         let n = c
             .execute(
                 &self.shared.sql.insert,
-                &[&s.id, &s.user_id, &s.last_touch.timestamp_millis(), &b],
+                &[
+                    &s.id,
+                    &s.user_id,
+                    &s.last_touch.timestamp_millis(),
+                    &b,
+                    &s.owner,
+                ],
             )
             .await
             .map_err(|e| self.err(e))?;
@@ -408,6 +421,50 @@ impl SessionStore for PgSessionStore {
             .await
             .map_err(|e| self.err(e))?;
         Ok(n > 0)
+    }
+
+    async fn claim(&self, id: &str, from: Option<&str>, to: &str) -> Result<bool> {
+        let c = self.client().await?;
+        let n = c
+            .execute(&self.shared.sql.claim, &[&id, &from, &to])
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(n > 0)
+    }
+
+    async fn renew_owner(&self, node: &str, until: DateTime<Utc>) -> Result<()> {
+        let c = self.client().await?;
+        c.execute(
+            &self.shared.sql.renew_owner,
+            &[&node, &until.timestamp_millis()],
+        )
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    async fn release_owner(&self, node: &str) -> Result<()> {
+        let c = self.client().await?;
+        c.execute(&self.shared.sql.release_owner, &[&node])
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    async fn owners(&self) -> Result<BTreeMap<String, DateTime<Utc>>> {
+        let c = self.client().await?;
+        let rows = c
+            .query(&self.shared.sql.owners, &[])
+            .await
+            .map_err(|e| self.err(e))?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<_, String>(0).map_err(|e| self.err(e))?,
+                    from_ms(r.try_get::<_, i64>(1).map_err(|e| self.err(e))?),
+                ))
+            })
+            .collect()
     }
 
     async fn closed_spend(&self) -> Result<BTreeMap<String, f64>> {
