@@ -100,6 +100,7 @@ mod exit;
 mod flags;
 mod output;
 mod signal;
+mod store;
 mod wait;
 
 use std::path::PathBuf;
@@ -210,6 +211,15 @@ enum Command {
         /// URL of a running `atlas serve` to ask instead of the local store (admin token from ATLAS_ADMIN_TOKEN)
         #[arg(long, global = true, env = "ATLAS_SERVER", value_name = "URL")]
         server: Option<String>,
+        /// Session store: sqlite (the data dir), a SQLite file, or postgres://… (several nodes) [default: sqlite]
+        #[arg(
+            long,
+            global = true,
+            env = "ATLAS_DATABASE_URL",
+            hide_env_values = true,
+            value_name = "STORE"
+        )]
+        store: Option<String>,
         #[command(subcommand)]
         command: cmd::session::SessionCmd,
     },
@@ -310,9 +320,13 @@ async fn dispatch(ctx: Context, command: Command) -> Result<ExitCode> {
         Command::Lambda { command } => cmd::lambda::run(&ctx, command).await,
         Command::Vast { command } => cmd::vast::run(&ctx, command).await,
         Command::Demo => cmd::demo::run(&ctx).await,
-        Command::Session { server, command } => match server.filter(|u| !u.trim().is_empty()) {
+        Command::Session {
+            server,
+            store,
+            command,
+        } => match server.filter(|u| !u.trim().is_empty()) {
             Some(url) => cmd::remote::run(&ctx, &url, command).await,
-            None => cmd::session::run(&ctx, command).await,
+            None => cmd::session::run(&ctx, store.as_deref(), command).await,
         },
         Command::Reap(a) => cmd::reap::run(&ctx, a).await,
         Command::Serve(a) => cmd::serve::run(&ctx, *a).await,

@@ -33,7 +33,7 @@ pub struct EventData {
     /// The event id (also the SSE `id:` line), `EPOCH:SEQ`.
     pub id: String,
     /// `spawned`, `running`, `heartbeat`, `terminating`, `terminated`,
-    /// `terminate_failed`; or the stream's own `lagged` and `reset`.
+    /// `terminate_failed`, `taken_over`; or the stream's own `lagged` and `reset`.
     #[serde(rename = "type")]
     pub kind: String,
     /// Session id (empty for a reaped orphan, absent for `lagged`/`reset`).
@@ -70,6 +70,9 @@ pub struct EventData {
     /// `terminate_failed`: attempt number.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempt: Option<u32>,
+    /// `taken_over`: the node that held the session before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
     /// `lagged`: how many events were missed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub missed: Option<u64>,
@@ -96,6 +99,7 @@ impl EventData {
             reason: s("reason"),
             spent_usd: v.get("spent_usd").and_then(serde_json::Value::as_f64),
             error: s("error"),
+            from: s("from"),
             attempt: v
                 .get("attempt")
                 .and_then(serde_json::Value::as_u64)

@@ -639,9 +639,19 @@ async fn a_second_node_leaves_a_live_nodes_session_alone_and_takes_it_over_when_
     let mut sub_b = b.subscribe(&id);
     let released = a.shutdown(ShutdownPolicy::Release).await.unwrap();
     assert_eq!(released.left_tracked, 1);
-    tokio::time::sleep(Duration::from_secs(15)).await;
+    // B renews (and looks for sessions to take over) every third of the 90 s lease TTL.
+    tokio::time::sleep(Duration::from_secs(31)).await;
     let adopted = b.get(&id).expect("node B took the session over");
     assert_eq!(adopted.owner.as_deref(), Some(b.node_id()));
+    match sub_b.recv().await {
+        Recv::Event(e) => assert_eq!(
+            e.kind,
+            EventKind::TakenOver {
+                from: Some(a.node_id().to_string())
+            }
+        ),
+        other => panic!("{other:?}"),
+    }
     assert_eq!(adopted.state, SessionState::Active);
     assert_eq!(
         mock.live_count().unwrap(),

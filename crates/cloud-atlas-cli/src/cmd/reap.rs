@@ -1,5 +1,5 @@
-//! `atlas reap`: the orchestrator's orphan reaper, run once against the local session
-//! store (SQLite in the data directory) and the chosen provider.
+//! `atlas reap`: the orchestrator's orphan reaper, run once against the session store
+//! (SQLite in the data directory, or `--store`/`ATLAS_DATABASE_URL`) and the chosen provider.
 //!
 //! A machine is terminated only when no tracked session owns it, its name starts with
 //! `--prefix` (default `atlas-session-`: the session machines' namespace, so machines of a
@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use cloud_atlas::orchestrator::store::SqliteSessionStore;
 use cloud_atlas::orchestrator::{ReapAction, ReapOptions, ReapReport, Reaper, ReaperConfig};
 use cloud_atlas::spec::DurationRange;
 
@@ -42,6 +41,14 @@ pub(crate) struct ReapArgs {
     /// Allow an empty --prefix: reap every untracked machine of the account
     #[arg(long)]
     force_empty_prefix: bool,
+    /// Session store: sqlite (the data dir), a SQLite file, or postgres://… [default: sqlite]
+    #[arg(
+        long,
+        env = "ATLAS_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "STORE"
+    )]
+    store: Option<String>,
 }
 
 /// `atlas reap`.
@@ -53,9 +60,11 @@ pub(crate) async fn run(ctx: &Context, a: ReapArgs) -> Result<()> {
         .with_grace(a.grace.unwrap_or(file.grace))
         .with_force_empty_prefix(a.force_empty_prefix);
     config.validate()?;
-    let store = SqliteSessionStore::from_config(&ctx.config)?;
+    let store = crate::store::open(ctx, a.store.as_deref(), "atlas-reap-cli")
+        .await?
+        .store;
     let provider = ctx.provider()?;
-    let reaper = Reaper::new(Arc::new(store), config).provider(Arc::new(provider));
+    let reaper = Reaper::new(store, config).provider(Arc::new(provider));
     let opts = if a.dry_run {
         ReapOptions::dry_run()
     } else {

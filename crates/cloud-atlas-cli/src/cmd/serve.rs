@@ -18,8 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use cloud_atlas::orchestrator::store::SqliteSessionStore;
-use cloud_atlas::orchestrator::{Orchestrator, SessionFilter, SessionStore, ShutdownPolicy};
+use cloud_atlas::orchestrator::{Orchestrator, SessionFilter, ShutdownPolicy};
 use cloud_atlas::{Error, ErrorKind, Provider, Result};
 use cloud_atlas_web::{AdminToken, ControlPlane, ServerConfig, TokenSource, ADMIN_TOKEN_ENV};
 
@@ -109,47 +108,6 @@ fn settings(ctx: &Context, a: &ServeArgs) -> Result<ServerConfig> {
     Ok(c)
 }
 
-/// A store, how to describe it (never with a password), and the reaper lease that
-/// makes one reaper run per cluster when several nodes share it.
-type Opened = (
-    Arc<dyn SessionStore>,
-    String,
-    Option<Arc<dyn cloud_atlas::orchestrator::LeaderLease>>,
-);
-
-/// The store named by `store`.
-async fn open_store(ctx: &Context, store: Option<&str>, node: &str) -> Result<Opened> {
-    match store.unwrap_or("sqlite") {
-        "sqlite" => {
-            let s = SqliteSessionStore::from_config(&ctx.config)?;
-            let d = format!("sqlite {}", s.path().display());
-            Ok((Arc::new(s), d, None))
-        }
-        url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            #[cfg(feature = "postgres")]
-            {
-                let s = cloud_atlas::orchestrator::store::PgSessionStore::connect(url).await?;
-                // Several reaper intervals (60 s each): a dead leader hands over within 5 min.
-                let lease = s.leader_lease("reaper", node, Duration::from_secs(300))?;
-                Ok((Arc::new(s), "postgres".to_string(), Some(Arc::new(lease))))
-            }
-            #[cfg(not(feature = "postgres"))]
-            {
-                let _ = (url, node);
-                Err(Error::validation(
-                    "store",
-                    "this atlas was built without PostgreSQL support; rebuild with --features postgres",
-                ))
-            }
-        }
-        path => {
-            let s = SqliteSessionStore::open(path)?;
-            let d = format!("sqlite {}", s.path().display());
-            Ok((Arc::new(s), d, None))
-        }
-    }
-}
-
 /// `atlas serve`.
 pub(crate) async fn run(ctx: &Context, a: ServeArgs) -> Result<()> {
     let mut cfg = settings(ctx, &a)?;
@@ -205,12 +163,31 @@ pub(crate) async fn run(ctx: &Context, a: ServeArgs) -> Result<()> {
     })?;
     let local = listener.local_addr().unwrap_or(addr);
 
-    // The node id names this process to other nodes (the reaper lease's holder).
+    // The node id names this process to other nodes: the owner of its sessions and the
+    // reaper lease's holder.
+    // Without one configured, the id kept in the data directory (held while this runs).
+    let kept = match cfg.node_id {
+        Some(_) => None,
+        None => Some(cloud_atlas::orchestrator::ownership::stable_node_id(
+            &ctx.config.data_dir,
+        )?),
+    };
     let node = cfg
         .node_id
         .clone()
-        .unwrap_or_else(|| format!("atlas-serve-{}", std::process::id()));
-    let (store, store_desc, lease) = open_store(ctx, cfg.store.as_deref(), &node).await?;
+        .or_else(|| kept.as_ref().map(|k| k.id.clone()))
+        .unwrap_or_default();
+    ocfg.node_id = Some(node.clone());
+    let store_spec = cfg.store.clone().or_else(|| {
+        ctx.config
+            .env(crate::store::DATABASE_URL_ENV)
+            .map(str::to_string)
+    });
+    let crate::store::Opened {
+        store,
+        desc: store_desc,
+        lease,
+    } = crate::store::open(ctx, store_spec.as_deref(), &node).await?;
     let mut b = Orchestrator::builder()
         .store_arc(Arc::clone(&store))
         .config(ocfg);

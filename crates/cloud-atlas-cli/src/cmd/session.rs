@@ -17,7 +17,7 @@
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use cloud_atlas::orchestrator::store::{SessionStore, SqliteSessionStore};
+use cloud_atlas::orchestrator::store::SessionStore;
 use cloud_atlas::orchestrator::{
     Orchestrator, OrchestratorSettings, Session, SessionRequest, ShutdownPolicy,
 };
@@ -81,8 +81,11 @@ pub(crate) fn settings(ctx: &Context) -> Result<OrchestratorSettings> {
     OrchestratorSettings::from_table(&ctx.config.orchestrator)
 }
 
-async fn orchestrator(ctx: &Context, settings: &OrchestratorSettings) -> Result<Orchestrator> {
-    let store = SqliteSessionStore::from_config(&ctx.config)?;
+async fn orchestrator(
+    ctx: &Context,
+    settings: &OrchestratorSettings,
+    store: std::sync::Arc<dyn SessionStore>,
+) -> Result<Orchestrator> {
     // The file's caps and defaults hold; this short-lived orchestrator runs no reaper
     // (`atlas reap` and `atlas serve` do) and always releases its sessions on exit.
     let mut cfg = settings.config()?;
@@ -90,16 +93,19 @@ async fn orchestrator(ctx: &Context, settings: &OrchestratorSettings) -> Result<
     cfg.watch_running = false;
     cfg.shutdown_timeout = Duration::from_secs(30);
     Orchestrator::builder()
-        .store(store)
+        .store_arc(store)
         .provider(ctx.provider()?)
         .config(cfg)
         .start()
         .await
 }
 
-/// `atlas session …` on the local store.
-pub(crate) async fn run(ctx: &Context, cmd: SessionCmd) -> Result<()> {
+/// `atlas session …` on the local store (`--store`: another SQLite file or PostgreSQL).
+pub(crate) async fn run(ctx: &Context, store: Option<&str>, cmd: SessionCmd) -> Result<()> {
     let settings = settings(ctx)?;
+    // This process is a node of its own (it holds the reaper lease of no store).
+    let crate::store::Opened { store, desc, .. } =
+        crate::store::open(ctx, store, "atlas-session-cli").await?;
     match cmd {
         SessionCmd::Spawn(a) => {
             let mut req =
@@ -109,7 +115,7 @@ pub(crate) async fn run(ctx: &Context, cmd: SessionCmd) -> Result<()> {
                 req = req.with_max_cost(usd);
             }
             req.validate()?;
-            let orch = orchestrator(ctx, &settings).await?;
+            let orch = orchestrator(ctx, &settings, store).await?;
             // SIGINT/SIGTERM: the spawn reaches its outcome, the session stays recorded,
             // and what exists is reported (crate::signal).
             let mut signals = crate::signal::Signals::install()?;
@@ -148,30 +154,22 @@ pub(crate) async fn run(ctx: &Context, cmd: SessionCmd) -> Result<()> {
             print_spawned(ctx, session, s.compute)
         }
         SessionCmd::Ls => {
-            let store = SqliteSessionStore::from_config(&ctx.config)?;
             let mut all = store.list().await?;
             all.sort_by_key(|s| s.created_at);
             print_list(ctx, &all)
         }
         SessionCmd::Get { id } => {
-            let store = SqliteSessionStore::from_config(&ctx.config)?;
-            let s = store.get(&id).await?.ok_or_else(|| {
-                cloud_atlas::Error::new(
-                    cloud_atlas::ErrorKind::NotFound,
-                    format!("session {id} is not tracked in {}", store.path().display()),
-                )
-            })?;
+            let s = store
+                .get(&id)
+                .await?
+                .ok_or_else(|| crate::store::not_tracked(&id, &desc))?;
             print_one(ctx, &s)
         }
         SessionCmd::Touch { id } => {
             // No orchestrator runs here: the heartbeat goes to the store, where the next
             // orchestrator on it (atlas serve, session stop) reads it before ending the session.
-            let store = SqliteSessionStore::from_config(&ctx.config)?;
             if store.get(&id).await?.is_none() {
-                return Err(cloud_atlas::Error::new(
-                    cloud_atlas::ErrorKind::NotFound,
-                    format!("session {id} is not tracked in {}", store.path().display()),
-                ));
+                return Err(crate::store::not_tracked(&id, &desc));
             }
             store
                 .touch_many(&[(id.clone(), chrono::Utc::now())])
@@ -179,7 +177,7 @@ pub(crate) async fn run(ctx: &Context, cmd: SessionCmd) -> Result<()> {
             print_action(ctx, &id, "touched")
         }
         SessionCmd::Stop { id } => {
-            let orch = orchestrator(ctx, &settings).await?;
+            let orch = orchestrator(ctx, &settings, store).await?;
             let res = orch.stop_tracked(&id).await;
             orch.shutdown(ShutdownPolicy::Release).await?;
             res?;

@@ -57,7 +57,7 @@ pub struct OrchestratorConfig {
     /// spawns or adopts (1-64 letters, digits, `-`, `_`, `.`). `None` (the default) names
     /// it `{host}-{pid}-{random}`, unique per process.
     pub node_id: Option<String>,
-    /// How long this node's ownership lease lasts without renewal (default 30 s; renewed
+    /// How long this node's ownership lease lasts without renewal (default 90 s; renewed
     /// every third of it). Another node takes over its records only once it has expired.
     pub lease_ttl: Duration,
 }
@@ -81,7 +81,7 @@ impl Default for OrchestratorConfig {
             watch_running: true,
             boot_timeout: Duration::from_secs(15 * 60),
             node_id: None,
-            lease_ttl: Duration::from_secs(30),
+            lease_ttl: Duration::from_secs(90),
         }
     }
 }

@@ -82,6 +82,13 @@ pub enum EventKind {
         /// Estimated USD spent by the session.
         spent_usd: f64,
     },
+    /// This node took the session over from a node whose lease ended (or from a record
+    /// written before owners existed, `from: None`); its timers continue from the stored
+    /// values.
+    TakenOver {
+        /// The previous owner.
+        from: Option<String>,
+    },
     /// A terminate call failed; the session stays tracked and it is retried with backoff.
     TerminateFailed {
         /// The error, as text.

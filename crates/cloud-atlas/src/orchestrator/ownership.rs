@@ -54,6 +54,77 @@ pub(super) fn default_node_id() -> String {
     format!("{host}-{}-{rand}", std::process::id())
 }
 
+/// File in a data directory holding the node id of the server that runs there.
+pub const NODE_ID_FILE: &str = "node-id";
+
+/// A node id kept across restarts, and the lock that makes it this process's own.
+#[derive(Debug)]
+pub struct StableNodeId {
+    /// The id.
+    pub id: String,
+    /// Held while the process runs; `None` when another process had the kept id.
+    _lock: Option<crate::files::FileLock>,
+}
+
+/// The node id kept in `dir/node-id` (generated `{host}-{random}` and written 0600 on
+/// first use), so a restarted server adopts its own sessions at once instead of waiting
+/// for its previous lease to expire. The id is held with an exclusive file lock while
+/// the returned value lives; a second process on the same data directory (whose first
+/// is alive) gets a fresh per-process id instead, so two live processes never share one.
+///
+/// # Errors
+/// `Unknown` naming the file when it cannot be created or read; `Validation` when it
+/// holds something that is not a node id.
+pub fn stable_node_id(dir: &std::path::Path) -> Result<StableNodeId> {
+    crate::config::ensure_private_dir(dir)?;
+    let path = dir.join(NODE_ID_FILE);
+    let lock = match crate::files::FileLock::acquire_within(
+        dir.join(format!("{NODE_ID_FILE}.lock")),
+        std::time::Duration::ZERO,
+    ) {
+        Ok(l) => l,
+        Err(e) if e.kind() == ErrorKind::Timeout => {
+            let id = default_node_id();
+            tracing::warn!(node = %id, file = %path.display(), "another live process holds this data directory's node id; using a per-process one");
+            return Ok(StableNodeId { id, _lock: None });
+        }
+        Err(e) => return Err(e),
+    };
+    let kept = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| t.lines().next().map(str::to_string))
+        .filter(|l| !l.trim().is_empty());
+    let id = match kept {
+        Some(l) => {
+            let id = l.trim().to_string();
+            validate_node_id(&id).map_err(|e| {
+                Error::validation(
+                    "node_id",
+                    format!("{} holds {id:?}: {}", path.display(), e.message()),
+                )
+            })?;
+            id
+        }
+        None => {
+            let fresh = default_node_id();
+            // {host}-{pid}-{rand} → {host}-{rand}: the pid means nothing across restarts.
+            let id = match fresh.rsplit_once('-') {
+                Some((head, rand)) => match head.rsplit_once('-') {
+                    Some((host, _pid)) => format!("{host}-{rand}"),
+                    None => fresh.clone(),
+                },
+                None => fresh.clone(),
+            };
+            crate::files::replace(&path, format!("{id}\n").as_bytes())?;
+            id
+        }
+    };
+    Ok(StableNodeId {
+        id,
+        _lock: Some(lock),
+    })
+}
+
 /// The node id `cfg` names, or a fresh default one.
 pub(super) fn node_id(cfg: &OrchestratorConfig) -> String {
     cfg.node_id.clone().unwrap_or_else(default_node_id)
@@ -141,6 +212,23 @@ mod tests {
         assert!(!held_elsewhere(Some("gone"), &leases, Some("me"), at(0)));
         // A store-only reaper (no node of its own) respects every live lease.
         assert!(held_elsewhere(Some("a"), &leases, None, at(0)));
+    }
+
+    #[test]
+    fn a_kept_node_id_survives_restarts_and_is_never_shared_by_two_live_processes() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = stable_node_id(dir.path()).unwrap();
+        validate_node_id(&first.id).unwrap();
+        // While the first holds it, a second gets a per-process id of its own.
+        let second = stable_node_id(dir.path()).unwrap();
+        assert_ne!(first.id, second.id);
+        let kept = first.id.clone();
+        drop((first, second));
+        // After a restart: the same id again.
+        assert_eq!(stable_node_id(dir.path()).unwrap().id, kept);
+        std::fs::write(dir.path().join(NODE_ID_FILE), "not a node id\n").unwrap();
+        let e = stable_node_id(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("node_id"), "{e}");
     }
 
     #[test]

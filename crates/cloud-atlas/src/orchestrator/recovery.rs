@@ -106,8 +106,14 @@ impl Inner {
                     tracing::debug!(session.id = %s.id, "taken over by another node first; left to it");
                     continue;
                 }
-                tracing::debug!(session.id = %s.id, from = ?s.owner, "taken over: its owner's lease ended");
-                s.owner = Some(self.node.clone());
+                tracing::info!(session.id = %s.id, from = ?s.owner, "taken over: its owner's lease ended");
+                let from = s.owner.replace(self.node.clone());
+                self.events.emit(
+                    &s.id,
+                    s.compute_id.as_deref(),
+                    now,
+                    super::EventKind::TakenOver { from },
+                );
             }
             match s.state {
                 SessionState::Pending => {

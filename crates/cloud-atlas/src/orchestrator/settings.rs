@@ -10,7 +10,7 @@
 //! heartbeat_flush = "5s"              # how often touches are persisted (100ms to 1h)
 //! shutdown = "terminate"              # atlas serve on SIGINT/SIGTERM: terminate | release
 //! node_id = "node-a"                  # this node's name (several nodes on one store)
-//! lease_ttl = "30s"                   # how long a node's ownership lease lasts (1s to 1h)
+//! lease_ttl = "90s"                   # how long a node's ownership lease lasts (1s to 1h)
 //! reaper = true                       # run the orphan reaper on its interval
 //! reaper_prefix = "atlas-session-"    # only untracked machines named so are reaped
 //! reaper_grace = "10m"                # machines younger than this are never reaped (0s to 365d)
