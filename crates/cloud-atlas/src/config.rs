@@ -580,4 +580,126 @@ mod tests {
         let e = Config::load_with(dir.path(), Some(&p), &env(&[]), None).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Validation);
     }
+
+    fn load(text: &str, e: &BTreeMap<String, String>) -> Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("atlas.toml");
+        std::fs::write(&p, text).unwrap();
+        Config::load_with(dir.path(), Some(&p), e, None)
+    }
+
+    #[test]
+    fn unknown_provider_keys_are_refused_naming_the_key_and_the_allowed_ones() {
+        let e = load(
+            "[providers.runpod]\nbaseurl = \"http://127.0.0.1:4010\"\n",
+            &env(&[]),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Validation);
+        let m = e.message();
+        assert!(
+            m.starts_with("providers.runpod.baseurl: unknown key"),
+            "{m}"
+        );
+        assert!(m.contains("base_url (or url)"), "{m}");
+        assert!(m.contains("api_key (or key)"), "{m}");
+        assert!(m.contains("atlas.toml"), "{m}");
+    }
+
+    #[test]
+    fn wrong_types_and_bad_urls_are_refused() {
+        for (text, want) in [
+            ("[providers.runpod]\nbase_url = 5\n", "must be a URL string"),
+            ("[providers.runpod]\nbase_url = 5\n", "got an integer"),
+            ("[providers.vast]\nurl = \"not a url\"\n", "is not a URL"),
+            ("[providers.lambda]\nopen_ports = \"no\"\n", "got a string"),
+            ("[providers.fly]\napp = [\"a\"]\n", "got an array"),
+            ("[providers.vast]\nburst = \"many\"\n", "got a string"),
+            (
+                "[providers.runpod]\ncatalog_ttl = \"soon\"\n",
+                "catalog_ttl",
+            ),
+            ("[mock]\nboot_delay = 3\n", "mock.boot_delay"),
+            (
+                "[mock]\nbootdelay = \"3s\"\n",
+                "mock.bootdelay: unknown key",
+            ),
+            (
+                "[providers.nope]\nx = 1\n",
+                "providers.nope: not a provider",
+            ),
+        ] {
+            let e = load(text, &env(&[])).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Validation, "{text}");
+            assert!(e.message().contains(want), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_wrongly_typed_key_never_shows_its_value() {
+        let e = load("[providers.runpod]\napi_key = 123456789\n", &env(&[])).unwrap_err();
+        assert!(e.message().contains("providers.runpod.api_key"), "{e}");
+        assert!(!e.message().contains("123456789"), "{e}");
+    }
+
+    #[test]
+    fn aliases_in_the_file_and_env_vars_resolve_to_the_same_keys() {
+        let c = load(
+            "[providers.runpod]\nkey = \"file-key\"\nurl = \"http://127.0.0.1:4010\"\nserverless_url = \"http://127.0.0.1:4011\"\n\n[providers.lambda]\nssh_keys = [\"a\", \"b\"]\nopen_ports = false\n",
+            &env(&[("FLY_APP_NAME", "env-app"), ("ATLAS_RUNPOD_BASE_URL", "http://ignored")]),
+        )
+        .unwrap();
+        let rp = c.provider_settings("runpod");
+        assert_eq!(rp.api_key.clone().unwrap().expose(), "file-key");
+        assert_eq!(rp.base_url.as_deref(), Some("http://127.0.0.1:4010"));
+        assert_eq!(
+            rp.option_str("serverless_base_url"),
+            Some("http://127.0.0.1:4011")
+        );
+        let l = c.provider_settings("lambda");
+        assert_eq!(
+            l.list(crate::providers::lambda::LambdaConfigKey::SshKeyNames),
+            Some(vec!["a".to_string(), "b".to_string()])
+        );
+        assert_eq!(
+            l.bool(crate::providers::lambda::LambdaConfigKey::OpenPorts)
+                .unwrap(),
+            Some(false)
+        );
+        let fly = c.provider_settings("fly");
+        assert_eq!(
+            fly.get(crate::providers::fly_machines::FlyConfigKey::App),
+            Some("env-app")
+        );
+    }
+
+    #[test]
+    fn the_user_file_is_checked_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let user = dir.path().join("user.toml");
+        std::fs::write(&user, "[providers.vast]\nrequests_per_sec = 3\n").unwrap();
+        let e = Config::load_with(dir.path(), None, &env(&[]), Some(&user)).unwrap_err();
+        assert!(
+            e.message().contains("providers.vast.requests_per_sec"),
+            "{e}"
+        );
+        assert!(e.message().contains("user.toml"), "{e}");
+    }
+
+    #[test]
+    fn settings_refuse_bad_values_from_the_environment_at_build() {
+        let c = Config::load_with(
+            Path::new("/nonexistent"),
+            None,
+            &env(&[
+                ("ATLAS_VAST_BASE_URL", "vast.example"),
+                ("VAST_API_KEY", "k"),
+            ]),
+            None,
+        )
+        .unwrap();
+        let e = crate::providers::build("vast", c.provider_settings("vast"), &c).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Validation);
+        assert!(e.message().starts_with("base_url"), "{e}");
+    }
 }
