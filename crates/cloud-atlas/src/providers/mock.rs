@@ -384,6 +384,7 @@ impl Mock {
         }
         #[cfg(not(feature = "sqlite"))]
         {
+            let _ = config;
             Ok(Mock::in_memory_with(opts))
         }
     }
