@@ -77,8 +77,7 @@ use serde_json::Value;
 
 use super::reconcile::{find_launch, keep_first, ReconcilePolicy};
 use crate::auth::{AuthHandle, Secret};
-use crate::config::Config;
-use crate::config::ProviderSettings;
+use crate::config::{Config, ProviderSettings};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{ApiAuth, ApiClient, HttpClient, RetryConfig};
 use crate::provider::{Provider, Serverless};
