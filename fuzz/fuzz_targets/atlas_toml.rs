@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     drop(f.1);
     let env = BTreeMap::new();
     if let Ok(c) = Config::load_with(&dir, Some(&f.0), &env, None) {
-        for p in ["runpod", "lambda", "vast", "fly", "mock"] {
+        for p in cloud_atlas::providers::known() {
             let _ = c.provider_settings(p);
         }
     }

@@ -75,25 +75,19 @@ impl Context {
 
     /// Provider `name`, behind capability checks (see [`Context::provider`]).
     pub(crate) fn build(&self, name: &str) -> Result<Checked> {
+        let entry = providers::entry(name)?;
         let settings = self.settings(name);
-        if !config::api_key_env_vars(name).is_empty() {
-            settings.require_api_key(display_name(name))?;
+        if entry.needs_key() {
+            settings.require_api_key(entry.display_name)?;
         }
-        let p = providers::build(name, settings, &self.config)?;
+        let p = (entry.build)(settings, &self.config)?;
         Ok(Checked::new(p))
     }
 }
 
 /// How a provider is named in messages.
 pub(crate) fn display_name(name: &str) -> &str {
-    match name {
-        "runpod" => "RunPod",
-        "lambda" => "Lambda",
-        "vast" => "Vast.ai",
-        "fly" => "Fly.io",
-        "mock" => "Mock cloud",
-        other => other,
-    }
+    providers::display_name(name)
 }
 
 /// The key from `--api-key`, or read from `--api-key-file` (`-` = stdin), with its source.

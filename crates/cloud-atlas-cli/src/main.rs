@@ -58,7 +58,18 @@
 //! # Errors and exit codes
 //!
 //! Errors go to stderr as one line, `error: <what happened and what to do>`, and the
-//! process exits with a code for the error's kind:
+//! process exits with a code for the error's kind. With `-o json` or `-o jsonl` the line
+//! is one JSON object instead, for programs (usage errors from bad flags too):
+//!
+//! ```json
+//! {"kind":"not_found","message":"compute m-1 not found","provider":"mock","status":null,"exit_code":4}
+//! ```
+//!
+//! `kind` is the library's [`ErrorKind`](cloud_atlas::ErrorKind) name (`unauthorized`,
+//! `forbidden`, `not_found`, `rate_limited`, `timeout`, `unsupported`, `validation`
+//! (usage errors too), `capacity`, `provider`, `transport`, `unknown`), or `interrupted`;
+//! `provider` and `status` (the provider's HTTP status) are `null` when unknown.
+//!
 //!
 //! | code | meaning |
 //! |---|---|
@@ -251,8 +262,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return exit::clap_error(e),
+        Err(e) => {
+            exit::set_format(exit::format_in_args(std::env::args_os().skip(1)));
+            return exit::clap_error(e);
+        }
     };
+    exit::set_format(cli.global.output);
     init_tracing();
     match run(cli) {
         Ok(code) => code,

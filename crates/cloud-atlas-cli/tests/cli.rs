@@ -275,7 +275,11 @@ fn jobs_on_the_mock_across_processes() {
     ]);
     assert_eq!(failed.code, 9, "{failed:#?}");
     assert_eq!(failed.json()["status"], "failed");
-    assert!(failed.error_line().contains("boom"));
+    // With -o json the error on stderr is one JSON object.
+    let err: Value = serde_json::from_str(failed.stderr.trim()).unwrap();
+    assert_eq!(err["kind"], "provider", "{err}");
+    assert_eq!(err["exit_code"], 9, "{err}");
+    assert!(err["message"].as_str().unwrap().contains("boom"), "{err}");
 }
 
 #[test]

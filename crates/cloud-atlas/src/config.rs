@@ -17,8 +17,18 @@
 //! app = "my-app"               # provider-specific options live beside the key
 //! ```
 //!
+//! Every provider table is strict: its keys are the provider's config-key enum
+//! ([`keys`]; e.g. [`RunPodConfigKey`](crate::providers::runpod::RunPodConfigKey)), with
+//! aliases (`key` for `api_key`, `url` for `base_url`). An unknown key, a value of the
+//! wrong type or an unparsable URL or duration is a `Validation` error naming the key
+//! and what is allowed, when the file is loaded: a typo such as `baseurl` never sends
+//! the real key to the production URL. The same enum names the env vars
+//! (`RUNPOD_API_KEY`, `ATLAS_RUNPOD_BASE_URL`, …), read here and nowhere else.
+//!
 //! The data directory (mock cloud state, session store, token store) is `$ATLAS_HOME`,
 //! else `.atlas/` beside the nearest `atlas.toml`, else the platform data directory.
+
+pub mod keys;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +37,7 @@ use serde::Deserialize;
 
 use crate::auth::Secret;
 use crate::error::{Error, ErrorKind, Result};
+use keys::{ConfigKey, ValueKind};
 
 /// Env var naming the config file.
 pub const ATLAS_CONFIG_ENV: &str = "ATLAS_CONFIG";
@@ -43,21 +54,12 @@ pub const CONFIG_VERSION: u32 = 1;
 
 /// Env vars holding each known provider's API key (first is canonical, the rest aliases).
 pub fn api_key_env_vars(provider: &str) -> &'static [&'static str] {
-    match provider {
-        "runpod" => &["RUNPOD_API_KEY"],
-        "lambda" => &["LAMBDA_API_KEY", "LAMBDA_LABS_API_KEY"],
-        "vast" => &["VAST_API_KEY"],
-        "fly" => &["FLY_API_TOKEN"],
-        _ => &[],
-    }
+    crate::providers::find(provider).map_or(&[], |p| p.key_env_vars())
 }
 
-/// Env var overriding a provider's base URL: `ATLAS_<PROVIDER>_BASE_URL`.
-pub fn base_url_env_var(provider: &str) -> String {
-    format!(
-        "ATLAS_{}_BASE_URL",
-        provider.to_ascii_uppercase().replace('-', "_")
-    )
+/// The process environment, read once per load (the one place the crate reads it).
+fn process_env() -> BTreeMap<String, String> {
+    std::env::vars().collect()
 }
 
 /// Settings for one provider after resolution.
@@ -72,8 +74,9 @@ pub struct ProviderSettings {
     pub api_key_source: Option<String>,
     /// Base URL override, when set.
     pub base_url: Option<String>,
-    /// Other keys from the provider's table in `atlas.toml`.
-    pub options: toml::Table,
+    /// Other keys (canonical names of the provider's config-key enum) in string form,
+    /// from `atlas.toml`, the environment or `with_config`.
+    pub options: BTreeMap<String, String>,
 }
 
 impl ProviderSettings {
@@ -88,10 +91,84 @@ impl ProviderSettings {
     /// Settings for `provider` from environment variables only (no files): the key from
     /// its env var(s), the base URL from `ATLAS_<PROVIDER>_BASE_URL`.
     pub fn from_env(provider: &str) -> ProviderSettings {
-        let env: BTreeMap<String, String> = std::env::vars().collect();
         let mut c = Config::empty(".");
-        c.env = env;
+        c.env = process_env();
         c.provider_settings(provider)
+    }
+
+    /// Set `key` from its string form (the API key and base URL go to their fields).
+    pub fn set<K: ConfigKey>(&mut self, key: K, value: impl Into<String>) {
+        let value = value.into();
+        let spec = key.spec();
+        if spec.kind == ValueKind::Secret {
+            self.api_key = Some(Secret::new(value));
+            self.api_key_source = Some("code".to_string());
+        } else if spec.name == BASE_URL {
+            self.base_url = Some(value);
+        } else {
+            self.options.insert(spec.name.to_string(), value);
+        }
+    }
+
+    /// The string value of `key` (not the API key), when set.
+    pub fn get<K: ConfigKey>(&self, key: K) -> Option<&str> {
+        let name = key.as_str();
+        if name == BASE_URL {
+            return self.base_url.as_deref();
+        }
+        self.options.get(name).map(String::as_str)
+    }
+
+    /// `key` as a duration, when set.
+    ///
+    /// # Errors
+    /// `Validation` naming the key when it is not a duration.
+    pub fn duration<K: ConfigKey>(&self, key: K) -> Result<Option<std::time::Duration>> {
+        self.get(key)
+            .map(|v| keys::parse_duration(key.as_str(), v))
+            .transpose()
+    }
+
+    /// `key` as `true`/`false`, when set.
+    ///
+    /// # Errors
+    /// `Validation` naming the key when it is not a boolean.
+    pub fn bool<K: ConfigKey>(&self, key: K) -> Result<Option<bool>> {
+        self.get(key)
+            .map(|v| keys::parse_bool(key.as_str(), v))
+            .transpose()
+    }
+
+    /// `key` as a number above 0, when set.
+    ///
+    /// # Errors
+    /// `Validation` naming the key when it is not such a number.
+    pub fn number<K: ConfigKey>(&self, key: K) -> Result<Option<f64>> {
+        self.get(key)
+            .map(|v| keys::parse_number(key.as_str(), v))
+            .transpose()
+    }
+
+    /// `key` as a list of names, when set.
+    pub fn list<K: ConfigKey>(&self, key: K) -> Option<Vec<String>> {
+        self.get(key).map(keys::parse_list)
+    }
+
+    /// Check every value against `K`: the base URL parses as an http(s) URL, each
+    /// option is one of `K`'s keys and of its kind. Builders call this first.
+    ///
+    /// # Errors
+    /// `Validation` naming the key and what is allowed.
+    pub fn check<K: ConfigKey>(&self) -> Result<()> {
+        if let Some(u) = &self.base_url {
+            keys::parse_url(BASE_URL, u)?;
+        }
+        for (name, value) in &self.options {
+            let i = keys::find(K::SPECS, K::PROVIDER, name)?;
+            let spec = &K::SPECS[i];
+            keys::check_value(spec.name, spec.kind, value)?;
+        }
+        Ok(())
     }
 
     /// The API key, or an `Unauthorized` error that names the env var and the options.
@@ -116,11 +193,14 @@ impl ProviderSettings {
         })
     }
 
-    /// A string option from the provider's table.
+    /// A string option by its canonical name.
     pub fn option_str(&self, key: &str) -> Option<&str> {
-        self.options.get(key).and_then(|v| v.as_str())
+        self.options.get(key).map(String::as_str)
     }
 }
+
+/// The canonical name of every provider's base-URL key.
+const BASE_URL: &str = "base_url";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -149,11 +229,14 @@ pub struct Config {
     pub default_provider: Option<String>,
     /// `[orchestrator]` table.
     pub orchestrator: toml::Table,
-    /// `[mock]` table.
+    /// `[mock]` table (checked against [`MockConfigKey`](crate::providers::mock::MockConfigKey)).
     pub mock: toml::Table,
     /// `[server]` table (`atlas serve`; parsed strictly by `cloud-atlas-web`).
     pub server: toml::Table,
-    providers: BTreeMap<String, toml::Table>,
+    /// `[providers.<name>]` tables, checked, in string form by canonical key.
+    providers: BTreeMap<String, BTreeMap<&'static str, String>>,
+    /// `[mock]`, checked, in string form by canonical key.
+    mock_keys: BTreeMap<&'static str, String>,
     env: BTreeMap<String, String>,
 }
 
@@ -164,7 +247,7 @@ impl Config {
     /// `Validation` naming the file when it cannot be read or parsed.
     pub fn load(explicit: Option<&Path>) -> Result<Config> {
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-        let env: BTreeMap<String, String> = std::env::vars().collect();
+        let env = process_env();
         let user = dirs::config_dir().map(|d| d.join("cloud-atlas").join(CONFIG_FILE_NAME));
         Config::load_with(&cwd, explicit, &env, user.as_deref())
     }
@@ -186,15 +269,15 @@ impl Config {
                 None => find_upwards(cwd),
             },
         };
-        let mut fc = match &project {
+        let (mut fc, mut providers, mock_keys) = match &project {
             Some(p) => read_file(p)?,
-            None => FileConfig::default(),
+            None => (FileConfig::default(), BTreeMap::new(), BTreeMap::new()),
         };
         if let Some(u) = user_file.filter(|u| u.is_file() && Some(*u) != project.as_deref()) {
-            let uc = read_file(u)?;
+            let (uc, user_providers, _) = read_file(u)?;
             fc.default_provider = fc.default_provider.or(uc.default_provider);
-            for (name, table) in uc.providers {
-                let entry = fc.providers.entry(name).or_default();
+            for (name, table) in user_providers {
+                let entry = providers.entry(name).or_default();
                 for (k, v) in table {
                     entry.entry(k).or_insert(v);
                 }
@@ -228,7 +311,8 @@ impl Config {
             orchestrator: fc.orchestrator.unwrap_or_default(),
             mock: fc.mock.unwrap_or_default(),
             server: fc.server.unwrap_or_default(),
-            providers: fc.providers,
+            providers,
+            mock_keys,
             env: env.clone(),
         })
     }
@@ -243,38 +327,48 @@ impl Config {
             mock: toml::Table::new(),
             server: toml::Table::new(),
             providers: BTreeMap::new(),
+            mock_keys: BTreeMap::new(),
             env: BTreeMap::new(),
         }
     }
 
-    /// Settings for `provider`: file values first, then env vars.
+    /// Settings for `provider`: for each of its keys, the file's value first
+    /// (`[providers.<provider>]`, then for the mock `[mock]`), then its env vars.
     pub fn provider_settings(&self, provider: &str) -> ProviderSettings {
         let mut s = ProviderSettings::new(provider);
-        let mut table = self.providers.get(provider).cloned().unwrap_or_default();
-        if let Some(toml::Value::String(k)) = table.remove("api_key") {
-            s.api_key = Some(Secret::new(k));
-            s.api_key_source = Some(format!("atlas.toml [providers.{provider}]"));
-        }
-        if let Some(toml::Value::String(u)) = table.remove("base_url") {
-            s.base_url = Some(u);
-        }
-        if s.api_key.is_none() {
-            for var in api_key_env_vars(provider) {
-                if let Some(v) = self.env.get(*var).filter(|v| !v.trim().is_empty()) {
-                    s.api_key = Some(Secret::new(v.trim()));
-                    s.api_key_source = Some((*var).to_string());
-                    break;
+        let Some(entry) = crate::providers::find(provider) else {
+            return s;
+        };
+        let table = self.providers.get(provider);
+        let mock = (provider == crate::providers::mock::NAME).then_some(&self.mock_keys);
+        for spec in entry.keys {
+            let from_file = table
+                .and_then(|t| t.get(spec.name))
+                .or_else(|| mock.and_then(|t| t.get(spec.name)));
+            let (value, source) = match from_file {
+                Some(v) => (v.clone(), format!("atlas.toml [providers.{provider}]")),
+                None => {
+                    let found = spec.env.iter().find_map(|var| {
+                        self.env
+                            .get(*var)
+                            .filter(|v| !v.trim().is_empty())
+                            .map(|v| (v.clone(), (*var).to_string()))
+                    });
+                    match found {
+                        Some(f) => f,
+                        None => continue,
+                    }
                 }
+            };
+            if spec.kind == ValueKind::Secret {
+                s.api_key = Some(Secret::new(value.trim()));
+                s.api_key_source = Some(source);
+            } else if spec.name == BASE_URL {
+                s.base_url = Some(value);
+            } else {
+                s.options.insert(spec.name.to_string(), value);
             }
         }
-        if s.base_url.is_none() {
-            s.base_url = self
-                .env
-                .get(&base_url_env_var(provider))
-                .filter(|v| !v.is_empty())
-                .cloned();
-        }
-        s.options = table;
         s
     }
 
@@ -318,7 +412,10 @@ fn find_upwards(start: &Path) -> Option<PathBuf> {
     None
 }
 
-fn read_file(path: &Path) -> Result<FileConfig> {
+/// Checked provider tables: name → canonical key → value in string form.
+type ProviderTables = BTreeMap<String, BTreeMap<&'static str, String>>;
+
+fn read_file(path: &Path) -> Result<(FileConfig, ProviderTables, BTreeMap<&'static str, String>)> {
     let text = crate::files::read_file_to_string(path, crate::files::MAX_CONFIG_BYTES)
         .map_err(|e| Error::validation("config", format!("cannot read {}: {e}", path.display())))?;
     let fc: FileConfig = toml::from_str(&text).map_err(|e| {
@@ -327,16 +424,46 @@ fn read_file(path: &Path) -> Result<FileConfig> {
             format!("{} is not valid: {}", path.display(), e.message()),
         )
     })?;
-    match fc.version {
-        Some(v) if v > CONFIG_VERSION => Err(Error::validation(
+    if let Some(v) = fc.version.filter(|v| *v > CONFIG_VERSION) {
+        return Err(Error::validation(
             "version",
             format!(
                 "{} has version = {v}, newer than this atlas understands ({CONFIG_VERSION}): upgrade atlas",
                 path.display()
             ),
-        )),
-        _ => Ok(fc),
+        ));
     }
+    let in_file = |e: Error| {
+        let msg = format!("{} (in {})", e.message(), path.display());
+        e.with_message(msg)
+    };
+    let mut providers = ProviderTables::new();
+    for (name, table) in &fc.providers {
+        let entry = crate::providers::find(name).ok_or_else(|| {
+            in_file(Error::validation(
+                &format!("providers.{name}"),
+                format!(
+                    "not a provider; allowed: {}",
+                    crate::providers::known().join(", ")
+                ),
+            ))
+        })?;
+        let checked =
+            keys::check_table(&format!("providers.{name}"), entry.keys, table).map_err(in_file)?;
+        providers.insert(name.clone(), checked.into_iter().collect());
+    }
+    let mock = match &fc.mock {
+        Some(t) => keys::check_table(
+            "mock",
+            <crate::providers::mock::MockConfigKey as ConfigKey>::SPECS,
+            t,
+        )
+        .map_err(in_file)?
+        .into_iter()
+        .collect(),
+        None => BTreeMap::new(),
+    };
+    Ok((fc, providers, mock))
 }
 
 /// Create `dir` (and any missing parents) `0700` on Unix: it may hold secrets.
@@ -452,5 +579,127 @@ mod tests {
         std::fs::write(&p, "default_provider = 3\n").unwrap();
         let e = Config::load_with(dir.path(), Some(&p), &env(&[]), None).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Validation);
+    }
+
+    fn load(text: &str, e: &BTreeMap<String, String>) -> Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("atlas.toml");
+        std::fs::write(&p, text).unwrap();
+        Config::load_with(dir.path(), Some(&p), e, None)
+    }
+
+    #[test]
+    fn unknown_provider_keys_are_refused_naming_the_key_and_the_allowed_ones() {
+        let e = load(
+            "[providers.runpod]\nbaseurl = \"http://127.0.0.1:4010\"\n",
+            &env(&[]),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Validation);
+        let m = e.message();
+        assert!(
+            m.starts_with("providers.runpod.baseurl: unknown key"),
+            "{m}"
+        );
+        assert!(m.contains("base_url (or url)"), "{m}");
+        assert!(m.contains("api_key (or key)"), "{m}");
+        assert!(m.contains("atlas.toml"), "{m}");
+    }
+
+    #[test]
+    fn wrong_types_and_bad_urls_are_refused() {
+        for (text, want) in [
+            ("[providers.runpod]\nbase_url = 5\n", "must be a URL string"),
+            ("[providers.runpod]\nbase_url = 5\n", "got an integer"),
+            ("[providers.vast]\nurl = \"not a url\"\n", "is not a URL"),
+            ("[providers.lambda]\nopen_ports = \"no\"\n", "got a string"),
+            ("[providers.fly]\napp = [\"a\"]\n", "got an array"),
+            ("[providers.vast]\nburst = \"many\"\n", "got a string"),
+            (
+                "[providers.runpod]\ncatalog_ttl = \"soon\"\n",
+                "catalog_ttl",
+            ),
+            ("[mock]\nboot_delay = 3\n", "mock.boot_delay"),
+            (
+                "[mock]\nbootdelay = \"3s\"\n",
+                "mock.bootdelay: unknown key",
+            ),
+            (
+                "[providers.nope]\nx = 1\n",
+                "providers.nope: not a provider",
+            ),
+        ] {
+            let e = load(text, &env(&[])).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Validation, "{text}");
+            assert!(e.message().contains(want), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_wrongly_typed_key_never_shows_its_value() {
+        let e = load("[providers.runpod]\napi_key = 123456789\n", &env(&[])).unwrap_err();
+        assert!(e.message().contains("providers.runpod.api_key"), "{e}");
+        assert!(!e.message().contains("123456789"), "{e}");
+    }
+
+    #[test]
+    fn aliases_in_the_file_and_env_vars_resolve_to_the_same_keys() {
+        let c = load(
+            "[providers.runpod]\nkey = \"file-key\"\nurl = \"http://127.0.0.1:4010\"\nserverless_url = \"http://127.0.0.1:4011\"\n\n[providers.lambda]\nssh_keys = [\"a\", \"b\"]\nopen_ports = false\n",
+            &env(&[("FLY_APP_NAME", "env-app"), ("ATLAS_RUNPOD_BASE_URL", "http://ignored")]),
+        )
+        .unwrap();
+        let rp = c.provider_settings("runpod");
+        assert_eq!(rp.api_key.clone().unwrap().expose(), "file-key");
+        assert_eq!(rp.base_url.as_deref(), Some("http://127.0.0.1:4010"));
+        assert_eq!(
+            rp.option_str("serverless_base_url"),
+            Some("http://127.0.0.1:4011")
+        );
+        let l = c.provider_settings("lambda");
+        assert_eq!(
+            l.list(crate::providers::lambda::LambdaConfigKey::SshKeyNames),
+            Some(vec!["a".to_string(), "b".to_string()])
+        );
+        assert_eq!(
+            l.bool(crate::providers::lambda::LambdaConfigKey::OpenPorts)
+                .unwrap(),
+            Some(false)
+        );
+        let fly = c.provider_settings("fly");
+        assert_eq!(
+            fly.get(crate::providers::fly_machines::FlyConfigKey::App),
+            Some("env-app")
+        );
+    }
+
+    #[test]
+    fn the_user_file_is_checked_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let user = dir.path().join("user.toml");
+        std::fs::write(&user, "[providers.vast]\nrequests_per_sec = 3\n").unwrap();
+        let e = Config::load_with(dir.path(), None, &env(&[]), Some(&user)).unwrap_err();
+        assert!(
+            e.message().contains("providers.vast.requests_per_sec"),
+            "{e}"
+        );
+        assert!(e.message().contains("user.toml"), "{e}");
+    }
+
+    #[test]
+    fn settings_refuse_bad_values_from_the_environment_at_build() {
+        let c = Config::load_with(
+            Path::new("/nonexistent"),
+            None,
+            &env(&[
+                ("ATLAS_VAST_BASE_URL", "vast.example"),
+                ("VAST_API_KEY", "k"),
+            ]),
+            None,
+        )
+        .unwrap();
+        let e = crate::providers::build("vast", c.provider_settings("vast"), &c).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Validation);
+        assert!(e.message().starts_with("base_url"), "{e}");
     }
 }

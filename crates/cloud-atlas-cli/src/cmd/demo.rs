@@ -85,13 +85,23 @@ async fn end_interrupted(p: &Checked, c: &Compute, sig: Sig) -> ! {
     );
     match tokio::time::timeout(Duration::from_secs(60), p.terminate_if_exists(&c.id)).await {
         Ok(Ok(_)) => eprintln!("terminated {}", c.id),
-        Ok(Err(e)) => eprintln!(
-            "error: could not terminate {}: {e}; it bills until `atlas terminate {}`",
-            c.id, c.id
+        Ok(Err(e)) => crate::exit::report_text(
+            e.kind().as_str(),
+            &format!(
+                "could not terminate {}: {e}; it bills until `atlas terminate {}`",
+                c.id, c.id
+            ),
+            e.provider(),
+            crate::exit::code(e.kind()),
         ),
-        Err(_) => eprintln!(
-            "error: terminating {} did not finish in 60s; check with `atlas get {}`",
-            c.id, c.id
+        Err(_) => crate::exit::report_text(
+            ErrorKind::Timeout.as_str(),
+            &format!(
+                "terminating {} did not finish in 60s; check with `atlas get {}`",
+                c.id, c.id
+            ),
+            Some(c.provider.as_str()),
+            crate::exit::code(ErrorKind::Timeout),
         ),
     }
     sig.exit()

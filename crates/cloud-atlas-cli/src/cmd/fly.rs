@@ -271,14 +271,17 @@ async fn deploy(ctx: &Context, a: DeployArgs) -> Result<ExitCode> {
             Sig::Int => "interrupted".to_string(),
             other => format!("stopped by {}", other.name()),
         };
-        write_line(
-            OutputStream::Stderr,
+        let code = u8::try_from(sig.code()).unwrap_or(1);
+        crate::exit::report_text(
+            "interrupted",
             &format!(
-                "error: deploy of {} {how}; the fly process group was stopped",
+                "deploy of {} {how}; the fly process group was stopped",
                 outcome.app
             ),
+            Some("fly"),
+            code,
         );
-        return Ok(ExitCode::from(u8::try_from(sig.code()).unwrap_or(1)));
+        return Ok(ExitCode::from(code));
     }
     let code = match outcome.status {
         DeployStatus::Succeeded => 0,
@@ -288,9 +291,15 @@ async fn deploy(ctx: &Context, a: DeployArgs) -> Result<ExitCode> {
     if code != 0 {
         let what = outcome.status.to_string();
         let what = what.strip_prefix("deploy ").unwrap_or(&what);
-        write_line(
-            OutputStream::Stderr,
-            &format!("error: deploy of {} {what}", outcome.app),
+        let kind = match outcome.status {
+            DeployStatus::TimedOut { .. } => ErrorKind::Timeout,
+            _ => ErrorKind::Provider,
+        };
+        crate::exit::report_text(
+            kind.as_str(),
+            &format!("deploy of {} {what}", outcome.app),
+            Some("fly"),
+            code,
         );
     }
     Ok(ExitCode::from(code))

@@ -47,13 +47,14 @@ pub(crate) struct InitArgs {
     dry_run: bool,
 }
 
-/// The providers `init` lists, with the name shown in comments.
-const PROVIDERS: &[(&str, &str)] = &[
-    ("runpod", "RunPod"),
-    ("lambda", "Lambda Cloud"),
-    ("vast", "Vast.ai"),
-    ("fly", "Fly.io Machines"),
-];
+/// The providers `init` lists (those that take a key), with the name shown in comments.
+fn providers() -> Vec<(&'static str, &'static str)> {
+    cloud_atlas::providers::PROVIDERS
+        .iter()
+        .filter(|p| p.needs_key())
+        .map(|p| (p.name, p.display_name))
+        .collect()
+}
 
 /// `atlas init`.
 ///
@@ -91,7 +92,7 @@ fn atlas_toml(dir: &Path, env: &dyn Fn(&str) -> Option<String>, plan: &mut Plan)
     } else {
         Vec::new()
     };
-    let present: Vec<&str> = PROVIDERS
+    let present: Vec<&str> = providers()
         .iter()
         .filter(|(p, _)| config::api_key_env_vars(p).iter().any(|v| env(v).is_some()))
         .map(|(p, _)| *p)
@@ -134,7 +135,7 @@ fn atlas_toml(dir: &Path, env: &dyn Fn(&str) -> Option<String>, plan: &mut Plan)
         plan.write(&path, Some(text), doc.to_string(), changes.join("; "));
     }
     let tables = doc.get("providers").and_then(|p| p.as_table_like());
-    for (p, _) in PROVIDERS {
+    for (p, _) in &providers() {
         let has_table = tables.is_some_and(|t| t.contains_key(p));
         let var = config::api_key_env_vars(p)[0];
         if present.contains(p) && !has_table {
@@ -336,7 +337,7 @@ fn template(present: &[&str], apps: &[(String, String)]) -> String {
          # Providers. Keys come from their env vars (an api_key here is read too, but keep\n\
          # keys out of files you commit).\n",
     );
-    for (p, name) in PROVIDERS {
+    for (p, name) in &providers() {
         let var = config::api_key_env_vars(p)[0];
         s.push('\n');
         if present.contains(p) {

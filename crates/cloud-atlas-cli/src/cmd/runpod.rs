@@ -171,7 +171,7 @@ struct Deleted<'a> {
 /// # Errors
 /// `Unauthorized` naming `RUNPOD_API_KEY` when no key is set; `Validation` for bad options.
 pub(crate) fn client(ctx: &Context) -> Result<RunPod> {
-    RunPodBuilder::from_config(ctx.settings(NAME), &ctx.config).build()
+    RunPodBuilder::from_settings(ctx.settings(NAME)).build()
 }
 
 /// Run an `atlas runpod` subcommand.

@@ -83,11 +83,15 @@ impl Run {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {self:#?}"))
     }
-    /// The error line: exactly one line on stderr, starting `error: `.
+    /// The error line: exactly one line on stderr, starting `error: ` (or, with
+    /// `-o json`/`-o jsonl`, one JSON error object whose `exit_code` is the exit code).
     pub fn error_line(&self) -> &str {
         let lines: Vec<&str> = self.stderr.lines().collect();
         assert_eq!(lines.len(), 1, "one error line expected: {self:#?}");
-        assert!(lines[0].starts_with("error: "), "{self:#?}");
+        let json = serde_json::from_str::<Value>(lines[0]).is_ok_and(|v| {
+            v["kind"].is_string() && v["message"].is_string() && v["exit_code"] == self.code
+        });
+        assert!(lines[0].starts_with("error: ") || json, "{self:#?}");
         lines[0]
     }
     /// Exit `code` with exactly one `error: ` line on stderr; returns that line.

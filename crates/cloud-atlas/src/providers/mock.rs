@@ -37,12 +37,11 @@ use crate::config::{Config, ProviderSettings};
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::{Provider, Serverless};
 use crate::spec::{
-    parse_duration, Capabilities, Capability, Compute, ComputeRequest, ComputeStatus,
-    EndpointHealth, Gpu, GpuType, Job, JobRequest, JobStatus, ListFilter, PortBinding, PortSpec,
-    Protocol, LAUNCH_ID_LABEL,
+    Capabilities, Capability, Compute, ComputeRequest, ComputeStatus, EndpointHealth, Gpu, GpuType,
+    Job, JobRequest, JobStatus, ListFilter, PortBinding, PortSpec, Protocol, LAUNCH_ID_LABEL,
 };
 
-const NAME: &str = "mock";
+pub(crate) const NAME: &str = "mock";
 
 /// File name of the mock cloud's SQLite database inside the data directory.
 pub const MOCK_DB_FILE: &str = "mock-cloud.sqlite";
@@ -96,6 +95,23 @@ struct Faults {
     /// Every n-th call fails with `Transport` (0 = never).
     flaky_every: u32,
     calls: u32,
+}
+
+crate::config_keys! {
+    /// A mock-cloud configuration key, under `[mock]` or `[providers.mock]` in
+    /// `atlas.toml` (the mock needs no key and has no URL).
+    pub enum MockConfigKey for "mock" {
+        /// Time from spawn/start to `running` (`"1500ms"`).
+        BootDelay = "boot_delay": Duration,
+        /// Time a job waits in the queue.
+        QueueDelay = "queue_delay": Duration,
+        /// Default execution time of a job.
+        ExecTime = "exec_time": Duration,
+        /// How long `spawn` takes to answer after the machine exists.
+        CreateDelay = "create_delay": Duration,
+        /// Base URL every HTTP port points at.
+        HttpBase = "http_base": Url,
+    }
 }
 
 /// Options of the mock cloud.
@@ -334,8 +350,9 @@ impl Mock {
     }
 
     /// The mock the CLI uses: SQLite in the data directory (when the `sqlite` feature
-    /// is on), options from `[mock]` in `atlas.toml` or the provider settings
-    /// (`boot_delay = "2s"`, `queue_delay`, `exec_time`, `create_delay`,
+    /// is on), options ([`MockConfigKey`]) from the provider settings, which
+    /// [`Config::provider_settings`] fills from `[providers.mock]` and `[mock]` in
+    /// `atlas.toml` (`boot_delay = "2s"`, `queue_delay`, `exec_time`, `create_delay`,
     /// `http_base = "http://127.0.0.1:8000"`).
     ///
     /// # Errors
@@ -347,29 +364,19 @@ impl Mock {
             exec_time: Duration::from_millis(1500),
             ..MockOptions::default()
         };
-        let get = |k: &str| settings.options.get(k).or_else(|| config.mock.get(k));
+        settings.check::<MockConfigKey>()?;
         for (key, slot) in [
-            ("boot_delay", &mut opts.boot_delay),
-            ("queue_delay", &mut opts.queue_delay),
-            ("exec_time", &mut opts.exec_time),
-            ("create_delay", &mut opts.create_delay),
+            (MockConfigKey::BootDelay, &mut opts.boot_delay),
+            (MockConfigKey::QueueDelay, &mut opts.queue_delay),
+            (MockConfigKey::ExecTime, &mut opts.exec_time),
+            (MockConfigKey::CreateDelay, &mut opts.create_delay),
         ] {
-            if let Some(v) = get(key) {
-                let s = v.as_str().ok_or_else(|| {
-                    Error::validation(
-                        &format!("mock.{key}"),
-                        "must be a duration string like \"2s\"",
-                    )
-                })?;
-                *slot = parse_duration(&format!("mock.{key}"), s)?;
+            if let Some(d) = settings.duration(key)? {
+                *slot = d;
             }
         }
-        if let Some(v) = get("http_base") {
-            opts.http_base = Some(
-                v.as_str()
-                    .ok_or_else(|| Error::validation("mock.http_base", "must be a URL string"))?
-                    .to_string(),
-            );
+        if let Some(u) = settings.get(MockConfigKey::HttpBase) {
+            opts.http_base = Some(u.to_string());
         }
         #[cfg(feature = "sqlite")]
         {
@@ -377,6 +384,7 @@ impl Mock {
         }
         #[cfg(not(feature = "sqlite"))]
         {
+            let _ = config;
             Ok(Mock::in_memory_with(opts))
         }
     }

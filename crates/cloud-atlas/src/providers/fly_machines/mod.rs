@@ -36,6 +36,7 @@
 //! `FLY_API_TOKEN`; macaroon tokens (`fm1r_`, `fm1a_`, `fm2_`) are sent as `FlyV1 …`,
 //! others as `Bearer …` ([`crate::fly::token_kind::FlyAuth`]).
 
+pub mod config;
 pub mod error;
 pub mod machines;
 pub mod translate;
@@ -46,22 +47,19 @@ use async_trait::async_trait;
 
 use super::reconcile::{find_launch, keep_first, ReconcilePolicy};
 use crate::auth::AuthHandle;
-use crate::config::ProviderSettings;
+use crate::config::{Config, ProviderSettings};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fly::token_kind::FlyAuth;
 use crate::http::{ApiAuth, ApiClient, HttpClient, RetryConfig};
 use crate::provider::Provider;
 use crate::spec::{Capabilities, Capability, Compute, ComputeRequest, GpuType, ListFilter};
 
+pub use config::FlyConfigKey;
 pub use machines::{FlyLimits, MachinesApi};
 use translate::NAME;
 
 /// Default Machines API base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.machines.dev/v1";
-/// Env var holding the Fly API token.
-pub const FLY_API_TOKEN_ENV: &str = "FLY_API_TOKEN";
-/// Env var naming the default app.
-pub const FLY_APP_NAME_ENV: &str = "FLY_APP_NAME";
 
 /// The Fly Machines provider.
 #[derive(Debug, Clone)]
@@ -72,11 +70,12 @@ pub struct FlyMachines {
     reconcile_delay: Duration,
 }
 
-/// Builder for [`FlyMachines`].
+/// Builder for [`FlyMachines`], set by [`FlyConfigKey`] from any source:
+/// [`from_env`](Self::from_env), [`from_config`](Self::from_config),
+/// [`with_config`](Self::with_config).
 #[derive(Debug, Clone, Default)]
 pub struct FlyMachinesBuilder {
     settings: ProviderSettings,
-    app: Option<String>,
     retry: Option<RetryConfig>,
     limits: FlyLimits,
     reconcile_attempts: Option<u32>,
@@ -233,30 +232,40 @@ impl FlyMachines {
 }
 
 impl FlyMachinesBuilder {
-    /// Settings from the environment.
+    /// Settings from the environment: `FLY_API_TOKEN`, `FLY_APP_NAME`,
+    /// `ATLAS_FLY_BASE_URL` (the env vars of [`FlyConfigKey`]).
     pub fn from_env() -> FlyMachinesBuilder {
-        let mut b = FlyMachinesBuilder::from_settings(ProviderSettings::from_env(NAME));
-        if b.app.is_none() {
-            b.app = std::env::var(FLY_APP_NAME_ENV)
-                .ok()
-                .filter(|s| !s.is_empty());
-        }
-        b
+        FlyMachinesBuilder::from_settings(ProviderSettings::from_env(NAME))
     }
 
-    /// Resolved settings (`api_key`, `base_url`, option `app`).
+    /// Settings from a loaded configuration: `[providers.fly]` in `atlas.toml`, then the
+    /// environment it was loaded with.
+    pub fn from_config(config: &Config) -> FlyMachinesBuilder {
+        FlyMachinesBuilder::from_settings(config.provider_settings(NAME))
+    }
+
+    /// Resolved settings (keys of [`FlyConfigKey`]; checked in [`build`](Self::build)).
     pub fn from_settings(settings: ProviderSettings) -> FlyMachinesBuilder {
-        let app = settings.option_str("app").map(str::to_string);
         FlyMachinesBuilder {
             settings,
-            app,
             ..FlyMachinesBuilder::default()
         }
     }
 
+    /// Set one key from its string form, as the environment and `atlas.toml` give it
+    /// (checked in [`build`](Self::build)).
+    pub fn with_config(
+        mut self,
+        key: FlyConfigKey,
+        value: impl Into<String>,
+    ) -> FlyMachinesBuilder {
+        self.settings.set(key, value);
+        self
+    }
+
     /// The default app, if set.
     pub fn app(&self) -> Option<&str> {
-        self.app.as_deref()
+        self.settings.get(FlyConfigKey::App)
     }
 
     /// The API token (macaroons or a user token).
@@ -272,9 +281,8 @@ impl FlyMachinesBuilder {
     }
 
     /// The default app.
-    pub fn with_app(mut self, app: impl Into<String>) -> FlyMachinesBuilder {
-        self.app = Some(app.into());
-        self
+    pub fn with_app(self, app: impl Into<String>) -> FlyMachinesBuilder {
+        self.with_config(FlyConfigKey::App, app)
     }
 
     /// The retry policy of the HTTP layer.
@@ -305,6 +313,7 @@ impl FlyMachinesBuilder {
     pub fn build(self) -> Result<FlyMachines> {
         let mut s = self.settings;
         s.provider = NAME.to_string();
+        s.check::<FlyConfigKey>()?;
         let key = s.require_api_key("Fly.io")?;
         let auth = FlyAuth::parse(key.expose()).ok_or_else(|| {
             Error::new(
@@ -312,7 +321,8 @@ impl FlyMachinesBuilder {
                 "FLY_API_TOKEN is empty: set it to a Fly API token (`fly tokens create deploy`)",
             )
         })?;
-        if let Some(app) = &self.app {
+        let app = s.get(FlyConfigKey::App).map(str::to_string);
+        if let Some(app) = &app {
             validate_app(app)?;
         }
         let base = s
@@ -330,7 +340,7 @@ impl FlyMachinesBuilder {
         .with_error_parser(error::parse_error);
         Ok(FlyMachines {
             api: MachinesApi::new(api, self.limits),
-            app: self.app,
+            app,
             reconcile_attempts: self.reconcile_attempts.unwrap_or(4),
             reconcile_delay: self.reconcile_delay.unwrap_or(Duration::from_millis(500)),
         })

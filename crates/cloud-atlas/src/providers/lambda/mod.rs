@@ -55,6 +55,7 @@
 //! `0.0.0.0/0`), `catalog_ttl` (duration, default `15s`).
 
 pub mod catalog;
+pub mod config;
 pub mod error;
 pub mod file_systems;
 pub mod firewall;
@@ -70,7 +71,7 @@ use serde_json::Value;
 
 use super::reconcile::{find_launch, keep_first, ReconcilePolicy};
 use crate::auth::AuthHandle;
-use crate::config::ProviderSettings;
+use crate::config::{Config, ProviderSettings};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{ApiAuth, ApiClient, HttpClient, Pacer, RetryConfig};
 use crate::provider::Provider;
@@ -79,6 +80,7 @@ use crate::spec::{
 };
 
 pub use catalog::{CatalogApi, DEFAULT_CATALOG_TTL};
+pub use config::LambdaConfigKey;
 pub use file_systems::{FileSystem, FileSystemsApi};
 pub use firewall::{FirewallApi, FirewallRule};
 pub use instances::InstancesApi;
@@ -297,33 +299,32 @@ impl Lambda {
     }
 }
 
-fn toml_names(v: &toml::Value) -> Option<Vec<String>> {
-    match v {
-        toml::Value::String(s) => Some(
-            s.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
-        ),
-        toml::Value::Array(a) => a.iter().map(|i| i.as_str().map(str::to_string)).collect(),
-        _ => None,
-    }
-}
-
 impl LambdaBuilder {
-    /// Settings from the environment (`LAMBDA_API_KEY`/`LAMBDA_LABS_API_KEY`, `ATLAS_LAMBDA_BASE_URL`).
+    /// Settings from the environment: `LAMBDA_API_KEY` (or `LAMBDA_LABS_API_KEY`),
+    /// `ATLAS_LAMBDA_BASE_URL` (the env vars of [`LambdaConfigKey`]).
     pub fn from_env() -> LambdaBuilder {
         LambdaBuilder::from_settings(ProviderSettings::from_env(NAME))
     }
 
-    /// Resolved settings: `api_key`, `base_url` and the options listed in the module docs
-    /// (checked in [`build`](Self::build)).
+    /// Settings from a loaded configuration: `[providers.lambda]` in `atlas.toml`, then
+    /// the environment it was loaded with.
+    pub fn from_config(config: &Config) -> LambdaBuilder {
+        LambdaBuilder::from_settings(config.provider_settings(NAME))
+    }
+
+    /// Resolved settings (keys of [`LambdaConfigKey`]; checked in [`build`](Self::build)).
     pub fn from_settings(settings: ProviderSettings) -> LambdaBuilder {
         LambdaBuilder {
             settings,
             ..LambdaBuilder::default()
         }
+    }
+
+    /// Set one key from its string form, as the environment and `atlas.toml` give it
+    /// (lists comma-separated; checked in [`build`](Self::build)).
+    pub fn with_config(mut self, key: LambdaConfigKey, value: impl Into<String>) -> LambdaBuilder {
+        self.settings.set(key, value);
+        self
     }
 
     /// The API key.
@@ -394,6 +395,7 @@ impl LambdaBuilder {
     pub fn build(self) -> Result<Lambda> {
         let mut s = self.settings;
         s.provider = NAME.to_string();
+        s.check::<LambdaConfigKey>()?;
         let key = s.require_api_key("Lambda")?;
         if key.expose().trim().is_empty() {
             return Err(Error::new(
@@ -402,49 +404,26 @@ impl LambdaBuilder {
             )
             .with_provider(NAME));
         }
-        let opt = |k: &str| s.options.get(k);
-        let ssh_key_names = match (
-            self.ssh_keys,
-            opt("ssh_key_names").or_else(|| opt("ssh_key")),
-        ) {
-            (Some(k), _) => k,
-            (None, Some(v)) => toml_names(v).ok_or_else(|| {
-                Error::validation(
-                    "providers.lambda.ssh_key_names",
-                    "must be a list of SSH key names, e.g. ssh_key_names = [\"my-key\"]",
-                )
-            })?,
-            (None, None) => Vec::new(),
+        let ssh_key_names = match self.ssh_keys {
+            Some(k) => k,
+            None => s.list(LambdaConfigKey::SshKeyNames).unwrap_or_default(),
         };
-        let open_ports = match (self.open_ports, opt("open_ports")) {
-            (Some(b), _) => b,
-            (None, Some(v)) => v.as_bool().ok_or_else(|| {
-                Error::validation("providers.lambda.open_ports", "must be true or false")
-            })?,
-            (None, None) => true,
+        let open_ports = match self.open_ports {
+            Some(b) => b,
+            None => s.bool(LambdaConfigKey::OpenPorts)?.unwrap_or(true),
         };
-        let firewall_source = match (self.firewall_source, opt("firewall_source")) {
-            (Some(c), _) => c,
-            (None, Some(v)) => v.as_str().map(str::to_string).ok_or_else(|| {
-                Error::validation(
-                    "providers.lambda.firewall_source",
-                    "must be a CIDR string such as \"0.0.0.0/0\"",
-                )
-            })?,
-            (None, None) => firewall::ANYWHERE.to_string(),
+        let firewall_source = match self.firewall_source {
+            Some(c) => c,
+            None => s
+                .get(LambdaConfigKey::FirewallSource)
+                .unwrap_or(firewall::ANYWHERE)
+                .to_string(),
         };
-        let catalog_ttl = match (self.catalog_ttl, opt("catalog_ttl")) {
-            (Some(t), _) => t,
-            (None, Some(v)) => match v.as_str() {
-                Some(t) => crate::spec::parse_duration("providers.lambda.catalog_ttl", t)?,
-                None => {
-                    return Err(Error::validation(
-                        "providers.lambda.catalog_ttl",
-                        "must be a duration string such as \"15s\"",
-                    ))
-                }
-            },
-            (None, None) => DEFAULT_CATALOG_TTL,
+        let catalog_ttl = match self.catalog_ttl {
+            Some(t) => t,
+            None => s
+                .duration(LambdaConfigKey::CatalogTtl)?
+                .unwrap_or(DEFAULT_CATALOG_TTL),
         };
         let base = s
             .base_url
@@ -632,22 +611,18 @@ mod tests {
         let e = LambdaBuilder::default().build().unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unauthorized);
         assert!(e.message().contains(LAMBDA_API_KEY_ENV), "{e}");
-        let mut s = ProviderSettings::new(NAME);
-        s.api_key = Some("k".into());
-        s.options
-            .insert("ssh_key_names".into(), toml::Value::Array(vec!["a".into()]));
-        s.options.insert("catalog_ttl".into(), "5s".into());
-        s.options.insert("open_ports".into(), false.into());
-        let l = LambdaBuilder::from_settings(s.clone()).build().unwrap();
-        assert_eq!(l.ssh_key_names, vec!["a"]);
+        use LambdaConfigKey as K;
+        let b = LambdaBuilder::default()
+            .with_config(K::ApiKey, "k")
+            .with_config(K::SshKeyNames, "a, b")
+            .with_config(K::CatalogTtl, "5s")
+            .with_config(K::OpenPorts, "false");
+        let l = b.clone().build().unwrap();
+        assert_eq!(l.ssh_key_names, vec!["a", "b"]);
         assert!(!l.open_ports);
         assert!(!format!("{l:?}").contains("\"k\""));
-        s.options.insert("open_ports".into(), "yes".into());
-        let e = LambdaBuilder::from_settings(s).build().unwrap_err();
-        assert!(
-            e.message().starts_with("providers.lambda.open_ports"),
-            "{e}"
-        );
+        let e = b.with_config(K::OpenPorts, "maybe").build().unwrap_err();
+        assert!(e.message().starts_with("open_ports"), "{e}");
         let e = LambdaBuilder::default()
             .with_api_key("k")
             .with_base_url("ftp://x")

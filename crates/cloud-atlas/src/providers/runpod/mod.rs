@@ -56,6 +56,7 @@
 
 pub mod billing;
 pub mod catalog;
+pub mod config;
 pub mod endpoints;
 pub mod error;
 pub mod logs;
@@ -86,6 +87,7 @@ use crate::spec::{
 
 pub use billing::{BillingApi, BillingQuery, BillingSummary, BucketSize};
 pub use catalog::{Catalog, CatalogQuery, DEFAULT_CATALOG_TTL};
+pub use config::RunPodConfigKey;
 pub use endpoints::{Endpoint, EndpointsApi};
 pub use logs::{LogFollow, LogLine, LogQuery, LogSource, LogStopper, LogsApi};
 pub use network_volumes::{NetworkVolume, NetworkVolumesApi};
@@ -97,16 +99,6 @@ use translate::NAME;
 
 /// Default REST v2 base URL (paths are `/v2/...`).
 pub const DEFAULT_BASE_URL: &str = "https://api.runpod.io";
-/// Env var holding the RunPod API key.
-pub const RUNPOD_API_KEY_ENV: &str = "RUNPOD_API_KEY";
-/// Env var overriding the serverless runtime base URL.
-pub const SERVERLESS_BASE_URL_ENV: &str = "ATLAS_RUNPOD_SERVERLESS_BASE_URL";
-/// `atlas.toml` option (under `[providers.runpod]`) for the serverless runtime base URL.
-pub const SERVERLESS_BASE_URL_OPTION: &str = "serverless_base_url";
-/// `atlas.toml` option for the GPU catalog cache TTL (`"60s"`, `"5m"`).
-pub const CATALOG_TTL_OPTION: &str = "catalog_ttl";
-/// `atlas.toml` option for the longest wait the rate-limit gate imposes (`"60s"`).
-pub const RATE_LIMIT_MAX_WAIT_OPTION: &str = "rate_limit_max_wait";
 /// Longest a request waits for the rate-limit gate unless configured otherwise.
 pub const DEFAULT_RATE_LIMIT_MAX_WAIT: Duration = Duration::from_secs(60);
 
@@ -125,15 +117,14 @@ struct Inner {
     reconcile_delay: Duration,
 }
 
-/// Builder for [`RunPod`] (explicit calls > `atlas.toml` > env vars).
+/// Builder for [`RunPod`] (explicit calls > `atlas.toml` > env vars), set by
+/// [`RunPodConfigKey`] from any source: [`from_env`](Self::from_env),
+/// [`from_config`](Self::from_config), [`with_config`](Self::with_config).
 #[derive(Debug, Clone, Default)]
 pub struct RunPodBuilder {
     settings: ProviderSettings,
-    serverless_base_url: Option<String>,
     retry: Option<RetryConfig>,
     catalog_ttl: Option<Duration>,
-    catalog_ttl_raw: Option<String>,
-    max_wait_raw: Option<String>,
     reconcile_attempts: Option<u32>,
     reconcile_delay: Option<Duration>,
     rate_limit_max_wait: Option<Duration>,
@@ -233,48 +224,30 @@ impl RunPod {
 
 impl RunPodBuilder {
     /// Settings from the environment: `RUNPOD_API_KEY`, `ATLAS_RUNPOD_BASE_URL`,
-    /// `ATLAS_RUNPOD_SERVERLESS_BASE_URL`.
+    /// `ATLAS_RUNPOD_SERVERLESS_BASE_URL` (the env vars of [`RunPodConfigKey`]).
     pub fn from_env() -> RunPodBuilder {
-        let mut b = RunPodBuilder::from_settings(ProviderSettings::from_env(NAME));
-        if b.serverless_base_url.is_none() {
-            b.serverless_base_url = std::env::var(SERVERLESS_BASE_URL_ENV)
-                .ok()
-                .filter(|s| !s.is_empty());
-        }
-        b
+        RunPodBuilder::from_settings(ProviderSettings::from_env(NAME))
     }
 
-    /// Resolved settings: `api_key`, `base_url`, and the `[providers.runpod]` options
-    /// `serverless_base_url`, `catalog_ttl` and `rate_limit_max_wait` (durations as `"60s"`).
+    /// Settings from a loaded configuration: `[providers.runpod]` in `atlas.toml`, then
+    /// the environment it was loaded with.
+    pub fn from_config(config: &Config) -> RunPodBuilder {
+        RunPodBuilder::from_settings(config.provider_settings(NAME))
+    }
+
+    /// Resolved settings (keys of [`RunPodConfigKey`]; checked in [`build`](Self::build)).
     pub fn from_settings(settings: ProviderSettings) -> RunPodBuilder {
-        let serverless_base_url = settings
-            .option_str(SERVERLESS_BASE_URL_OPTION)
-            .map(str::to_string);
-        let catalog_ttl_raw = settings.option_str(CATALOG_TTL_OPTION).map(str::to_string);
-        let max_wait_raw = settings
-            .option_str(RATE_LIMIT_MAX_WAIT_OPTION)
-            .map(str::to_string);
         RunPodBuilder {
             settings,
-            serverless_base_url,
-            catalog_ttl_raw,
-            max_wait_raw,
             ..RunPodBuilder::default()
         }
     }
 
-    /// [`RunPodBuilder::from_settings`], plus `ATLAS_RUNPOD_SERVERLESS_BASE_URL` as seen
-    /// by the loaded `config` when no `serverless_base_url` option is set (what
-    /// [`crate::providers::build`] and the CLI use).
-    pub fn from_config(settings: ProviderSettings, config: &Config) -> RunPodBuilder {
-        let mut b = RunPodBuilder::from_settings(settings);
-        if !b.has_serverless_base_url() {
-            b.serverless_base_url = config
-                .env(SERVERLESS_BASE_URL_ENV)
-                .filter(|u| !u.is_empty())
-                .map(str::to_string);
-        }
-        b
+    /// Set one key from its string form, as the environment and `atlas.toml` give it
+    /// (checked in [`build`](Self::build)).
+    pub fn with_config(mut self, key: RunPodConfigKey, value: impl Into<String>) -> RunPodBuilder {
+        self.settings.set(key, value);
+        self
     }
 
     /// The API key.
@@ -288,13 +261,8 @@ impl RunPodBuilder {
         self
     }
     /// The serverless runtime base URL (default [`DEFAULT_SERVERLESS_BASE_URL`]).
-    pub fn with_serverless_base_url(mut self, url: impl Into<String>) -> RunPodBuilder {
-        self.serverless_base_url = Some(url.into());
-        self
-    }
-    /// Whether a serverless base URL is set (so callers can fill it from elsewhere).
-    pub fn has_serverless_base_url(&self) -> bool {
-        self.serverless_base_url.is_some()
+    pub fn with_serverless_base_url(self, url: impl Into<String>) -> RunPodBuilder {
+        self.with_config(RunPodConfigKey::ServerlessBaseUrl, url)
     }
     /// The retry policy of the HTTP layer.
     pub fn with_retry(mut self, retry: RetryConfig) -> RunPodBuilder {
@@ -328,10 +296,11 @@ impl RunPodBuilder {
     ///
     /// # Errors
     /// `Unauthorized` naming `RUNPOD_API_KEY` when no key is set; `Validation` naming
-    /// `base_url`, `serverless_base_url` or `catalog_ttl` when malformed.
+    /// the key (`base_url`, `serverless_base_url`, `catalog_ttl`, …) when malformed.
     pub fn build(self) -> Result<RunPod> {
         let mut s = self.settings;
         s.provider = NAME.to_string();
+        s.check::<RunPodConfigKey>()?;
         let key = s.require_api_key("RunPod")?;
         if key.expose().trim().is_empty() {
             return Err(Error::new(
@@ -340,15 +309,17 @@ impl RunPodBuilder {
             )
             .with_provider(NAME));
         }
-        let catalog_ttl = match (self.catalog_ttl, &self.catalog_ttl_raw) {
-            (Some(t), _) => t,
-            (None, Some(raw)) => crate::spec::parse_duration(CATALOG_TTL_OPTION, raw)?,
-            (None, None) => DEFAULT_CATALOG_TTL,
+        let catalog_ttl = match self.catalog_ttl {
+            Some(t) => t,
+            None => s
+                .duration(RunPodConfigKey::CatalogTtl)?
+                .unwrap_or(DEFAULT_CATALOG_TTL),
         };
-        let max_wait = match (self.rate_limit_max_wait, &self.max_wait_raw) {
-            (Some(d), _) => d,
-            (None, Some(raw)) => crate::spec::parse_duration(RATE_LIMIT_MAX_WAIT_OPTION, raw)?,
-            (None, None) => DEFAULT_RATE_LIMIT_MAX_WAIT,
+        let max_wait = match self.rate_limit_max_wait {
+            Some(d) => d,
+            None => s
+                .duration(RunPodConfigKey::RateLimitMaxWait)?
+                .unwrap_or(DEFAULT_RATE_LIMIT_MAX_WAIT),
         };
         let retry = self.retry.unwrap_or_default();
         let rest_base = s
@@ -356,12 +327,13 @@ impl RunPodBuilder {
             .clone()
             .unwrap_or_else(|| DEFAULT_BASE_URL.into());
         let rest = paced_client("rest", &rest_base, &key, retry, max_wait)?;
-        let sl_base = self
-            .serverless_base_url
-            .unwrap_or_else(|| DEFAULT_SERVERLESS_BASE_URL.into());
+        let sl_base = s
+            .get(RunPodConfigKey::ServerlessBaseUrl)
+            .unwrap_or(DEFAULT_SERVERLESS_BASE_URL)
+            .to_string();
         let sl = paced_client("serverless", &sl_base, &key, retry, max_wait).map_err(|e| {
             if e.kind() == ErrorKind::Validation {
-                Error::validation(SERVERLESS_BASE_URL_OPTION, e.message())
+                Error::validation(RunPodConfigKey::ServerlessBaseUrl.as_str(), e.message())
             } else {
                 e
             }
@@ -562,26 +534,33 @@ impl Provider for RunPod {
 mod tests {
     use super::*;
 
-    fn settings(options: &str) -> ProviderSettings {
-        let mut s = ProviderSettings::new(NAME);
-        s.api_key = Some(Secret::new("k"));
-        s.options = options.parse().unwrap();
-        s
+    fn settings(options: &[(RunPodConfigKey, &str)]) -> RunPodBuilder {
+        let mut b = RunPodBuilder::default().with_api_key("k");
+        for (k, v) in options {
+            b = b.with_config(*k, *v);
+        }
+        b
     }
 
     #[test]
     fn builder_reads_options_and_reports_bad_ones() {
-        let rp = RunPodBuilder::from_settings(settings(
-            "serverless_base_url = \"http://127.0.0.1:1/v2\"\ncatalog_ttl = \"5m\"\nrate_limit_max_wait = \"2s\"",
-        ))
+        use RunPodConfigKey as K;
+        let rp = settings(&[
+            (K::ServerlessBaseUrl, "http://127.0.0.1:1/v2"),
+            (K::CatalogTtl, "5m"),
+            (K::RateLimitMaxWait, "2s"),
+        ])
         .build()
         .unwrap();
         assert_eq!(rp.jobs().base_url(), "http://127.0.0.1:1/v2");
-        let e = RunPodBuilder::from_settings(settings("catalog_ttl = \"soon\""))
+        let e = settings(&[(K::CatalogTtl, "soon")]).build().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Validation);
+        assert!(e.message().starts_with("catalog_ttl"), "{e}");
+        let e = settings(&[(K::BaseUrl, "api.runpod.io")])
             .build()
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Validation);
-        assert!(e.message().starts_with("catalog_ttl"), "{e}");
+        assert!(e.message().starts_with("base_url"), "{e}");
         let e = RunPodBuilder::from_settings(ProviderSettings::new(NAME))
             .build()
             .unwrap_err();
@@ -594,27 +573,27 @@ mod tests {
     }
 
     #[test]
-    fn from_config_takes_the_serverless_url_from_the_env_unless_an_option_sets_it() {
+    fn from_config_takes_the_serverless_url_from_the_env_unless_the_file_sets_it() {
         let env: std::collections::BTreeMap<String, String> = [
             (
-                SERVERLESS_BASE_URL_ENV.to_string(),
+                "ATLAS_RUNPOD_SERVERLESS_BASE_URL".to_string(),
                 "http://127.0.0.1:2".to_string(),
             ),
-            (RUNPOD_API_KEY_ENV.to_string(), "k".to_string()),
+            ("RUNPOD_API_KEY".to_string(), "k".to_string()),
         ]
         .into();
-        let config =
-            Config::load_with(std::path::Path::new("/nonexistent"), None, &env, None).unwrap();
-        let rp = RunPodBuilder::from_config(config.provider_settings(NAME), &config)
-            .build()
-            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::load_with(dir.path(), None, &env, None).unwrap();
+        let rp = RunPodBuilder::from_config(&config).build().unwrap();
         assert_eq!(rp.jobs().base_url(), "http://127.0.0.1:2");
-        let rp = RunPodBuilder::from_config(
-            settings("serverless_base_url = \"http://127.0.0.1:3\""),
-            &config,
+        let file = dir.path().join("atlas.toml");
+        std::fs::write(
+            &file,
+            "[providers.runpod]\nserverless_url = \"http://127.0.0.1:3\"\n",
         )
-        .build()
         .unwrap();
+        let config = Config::load_with(dir.path(), Some(&file), &env, None).unwrap();
+        let rp = RunPodBuilder::from_config(&config).build().unwrap();
         assert_eq!(rp.jobs().base_url(), "http://127.0.0.1:3");
     }
 }

@@ -90,6 +90,7 @@
 //! stop/start; size it with `container_disk_gb`), no CPU-only machines, no
 //! provider-side deadline.
 
+pub mod config;
 pub mod error;
 pub mod instances;
 pub mod offers;
@@ -103,7 +104,7 @@ use serde_json::{json, Value};
 
 use super::reconcile::{find_launch, keep_first, ReconcilePolicy};
 use crate::auth::{AuthHandle, Secret};
-use crate::config::ProviderSettings;
+use crate::config::{Config, ProviderSettings};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{ApiAuth, ApiClient, HttpClient, Pacer, RetryConfig};
 use crate::provider::Provider;
@@ -112,6 +113,7 @@ use crate::spec::{
     LAUNCH_ID_LABEL,
 };
 
+pub use config::VastConfigKey;
 pub use instances::InstancesApi;
 pub use offers::OffersApi;
 use translate::NAME;
@@ -379,31 +381,32 @@ impl Vast {
 }
 
 impl VastBuilder {
-    /// Settings from the environment (`VAST_API_KEY`, `ATLAS_VAST_BASE_URL`).
+    /// Settings from the environment: `VAST_API_KEY`, `ATLAS_VAST_BASE_URL` (the env
+    /// vars of [`VastConfigKey`]).
     pub fn from_env() -> VastBuilder {
         VastBuilder::from_settings(ProviderSettings::from_env(NAME))
     }
 
-    /// Resolved settings (`api_key`, `base_url`, and from `[providers.vast]` in
-    /// `atlas.toml` the pacing options `requests_per_second` and `burst`).
+    /// Settings from a loaded configuration: `[providers.vast]` in `atlas.toml`, then
+    /// the environment it was loaded with.
+    pub fn from_config(config: &Config) -> VastBuilder {
+        VastBuilder::from_settings(config.provider_settings(NAME))
+    }
+
+    /// Resolved settings (keys of [`VastConfigKey`], e.g. the pacing options
+    /// `requests_per_second` and `burst`; checked in [`build`](Self::build)).
     pub fn from_settings(settings: ProviderSettings) -> VastBuilder {
-        let num = |k: &str| {
-            settings.options.get(k).and_then(|v| {
-                v.as_float()
-                    .or_else(|| v.as_integer().map(|i| i as f64))
-                    .filter(|f| f.is_finite() && *f > 0.0)
-            })
-        };
-        let pacing = num("requests_per_second").map(|rate| {
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            let burst = num("burst").map_or(4, |b| b.min(10_000.0) as u32);
-            (rate, burst)
-        });
         VastBuilder {
             settings,
-            pacing,
             ..VastBuilder::default()
         }
+    }
+
+    /// Set one key from its string form, as the environment and `atlas.toml` give it
+    /// (checked in [`build`](Self::build)).
+    pub fn with_config(mut self, key: VastConfigKey, value: impl Into<String>) -> VastBuilder {
+        self.settings.set(key, value);
+        self
     }
 
     /// The API key.
@@ -460,6 +463,7 @@ impl VastBuilder {
     pub fn build(self) -> Result<Vast> {
         let mut s = self.settings;
         s.provider = NAME.to_string();
+        s.check::<VastConfigKey>()?;
         let key = s.require_api_key("Vast.ai")?;
         if key.expose().trim().is_empty() {
             return Err(Error::new(
@@ -472,7 +476,19 @@ impl VastBuilder {
             .base_url
             .clone()
             .unwrap_or_else(|| DEFAULT_BASE_URL.to_string());
-        let (rate, burst) = self.pacing.unwrap_or((2.0, 4));
+        let (rate, burst) = match self.pacing {
+            Some(p) => p,
+            None => match s.number(VastConfigKey::RequestsPerSecond)? {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                Some(rate) => {
+                    let burst = s
+                        .number(VastConfigKey::Burst)?
+                        .map_or(4, |b| b.min(10_000.0) as u32);
+                    (rate, burst.max(1))
+                }
+                None => (2.0, 4),
+            },
+        };
         let api = ApiClient::new(
             HttpClient::shared(),
             NAME,
