@@ -300,7 +300,7 @@ pub(crate) fn plan(
             let d = ReapDecision::new(
                 provider,
                 ReapAction::Keep,
-                format!("tracked by session {}", s.id),
+                format!("tracked by session {}{}", s.id, owned_by(s)),
             );
             out.push((d.compute(c).session(s), None, None));
             continue;
@@ -310,7 +310,7 @@ pub(crate) fn plan(
                 ReapDecision::new(
                     provider,
                     ReapAction::Keep,
-                    format!("spawn of session {} is in flight", s.id),
+                    format!("spawn of session {} is in flight{}", s.id, owned_by(s)),
                 )
             } else {
                 ReapDecision::new(
@@ -405,6 +405,13 @@ pub(crate) fn plan(
         }
     }
     out
+}
+
+/// `, owner NODE` for a record that names its owner (what `--dry-run` shows).
+fn owned_by(s: &Session) -> String {
+    s.owner
+        .as_deref()
+        .map_or_else(String::new, |o| format!(", owner {o}"))
 }
 
 /// How a round's effects on sessions are applied (store only, or orchestrator + store).
@@ -1222,6 +1229,7 @@ mod tests {
         );
         let intent = r.for_compute(&w.intent_machine).unwrap();
         assert_eq!(intent.action, ReapAction::Keep, "{intent:?}");
+        assert!(intent.reason.ends_with(", owner other"), "{}", intent.reason);
         // The same node is "me" for an orchestrator whose node id it is: not held.
         assert!(!held_elsewhere(
             Some("me"),
