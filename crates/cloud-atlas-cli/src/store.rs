@@ -19,6 +19,9 @@ pub(crate) const DATABASE_URL_ENV: &str = "ATLAS_DATABASE_URL";
 /// The environment variable naming the PostgreSQL tables' prefix (default `atlas_`), so
 /// several deployments (or test runs) can share one database.
 pub(crate) const TABLE_PREFIX_ENV: &str = "ATLAS_DATABASE_TABLE_PREFIX";
+/// The environment variable holding the key PostgreSQL rows are signed with (at least 32
+/// bytes; the same on every node): an edited or forged row is then refused.
+pub(crate) const RECORD_KEY_ENV: &str = "ATLAS_RECORD_KEY";
 
 /// An open store, how to describe it, and (PostgreSQL) the reaper lease that makes one
 /// reaper run per cluster.
@@ -41,7 +44,13 @@ pub(crate) async fn open(ctx: &Context, spec: Option<&str>, node: &str) -> Resul
     {
         "sqlite" => Ok(sqlite(SqliteSessionStore::from_config(&ctx.config)?)),
         url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            postgres(url, ctx.config.env(TABLE_PREFIX_ENV), node).await
+            postgres(
+                url,
+                ctx.config.env(TABLE_PREFIX_ENV),
+                ctx.config.env(RECORD_KEY_ENV),
+                node,
+            )
+            .await
         }
         path => Ok(sqlite(SqliteSessionStore::open(path)?)),
     }
@@ -56,21 +65,49 @@ fn sqlite(s: SqliteSessionStore) -> Opened {
 }
 
 #[cfg(feature = "postgres")]
-async fn postgres(url: &str, prefix: Option<&str>, node: &str) -> Result<Opened> {
-    use cloud_atlas::orchestrator::store::{PgSessionStore, DEFAULT_TABLE_PREFIX};
+async fn postgres(
+    url: &str,
+    prefix: Option<&str>,
+    key: Option<&str>,
+    node: &str,
+) -> Result<Opened> {
+    use cloud_atlas::orchestrator::store::{PgSessionStore, RecordKey, DEFAULT_TABLE_PREFIX};
     let prefix = prefix.unwrap_or(DEFAULT_TABLE_PREFIX);
-    let s = PgSessionStore::connect_with_prefix(url, prefix).await?;
+    // Checked before connecting: a short key is refused, never used.
+    let key = key
+        .map(|k| {
+            RecordKey::new(k.trim()).map_err(|e| {
+                Error::validation(
+                    RECORD_KEY_ENV,
+                    e.message().trim_start_matches("record_key: "),
+                )
+            })
+        })
+        .transpose()?;
+    let mut s = PgSessionStore::connect_with_prefix(url, prefix).await?;
+    let signed = key.is_some();
+    if let Some(k) = key {
+        s = s.with_record_key(k);
+    }
     // Several reaper intervals (60 s each): a dead leader hands over within 5 min.
     let lease = s.leader_lease("reaper", node, Duration::from_secs(300))?;
     Ok(Opened {
-        desc: format!("postgres (tables {prefix}*)"),
+        desc: format!(
+            "postgres (tables {prefix}*{})",
+            if signed { ", signed rows" } else { "" }
+        ),
         store: Arc::new(s),
         lease: Some(Arc::new(lease)),
     })
 }
 
 #[cfg(not(feature = "postgres"))]
-async fn postgres(_url: &str, _prefix: Option<&str>, _node: &str) -> Result<Opened> {
+async fn postgres(
+    _url: &str,
+    _prefix: Option<&str>,
+    _key: Option<&str>,
+    _node: &str,
+) -> Result<Opened> {
     let _ = Duration::ZERO;
     Err(Error::validation(
         "store",

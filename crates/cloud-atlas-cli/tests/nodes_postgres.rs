@@ -47,7 +47,8 @@ impl World {
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = atlas(self.dir.path(), args);
         c.env("ATLAS_DATABASE_URL", &self.url)
-            .env("ATLAS_DATABASE_TABLE_PREFIX", &self.prefix);
+            .env("ATLAS_DATABASE_TABLE_PREFIX", &self.prefix)
+            .env("ATLAS_RECORD_KEY", "k3y-for-the-nodes-test-0123456789abcdef");
         c
     }
 
@@ -95,6 +96,7 @@ impl World {
             .trim_end_matches('/')
             .to_string();
         assert!(banner.contains("postgres (tables t_"), "{banner}");
+        assert!(banner.contains("signed rows"), "{banner}");
         Node { child, base }
     }
 

@@ -286,3 +286,95 @@ async fn a_monthly_cap_on_postgres_is_refused_at_start() {
     assert!(e.message().contains("max_usd_per_user_per_month"), "{e}");
     s.drop_tables().await.unwrap();
 }
+
+/// Issue 14, item 3: with a record key, a row edited in the database (a session's body
+/// or owner, a node's lease) is reported and never acted on; honest rows work as before.
+#[tokio::test]
+async fn forged_rows_are_refused_when_records_are_signed() {
+    use cloud_atlas::orchestrator::store::RecordKey;
+    let prefix = unique_prefix();
+    let key = || RecordKey::new([42u8; 32]).unwrap();
+    let signed = store(&prefix).await.with_record_key(key());
+    run_store_conformance(&signed).await.unwrap();
+    let mock = Mock::in_memory();
+    let start = |s: PgSessionStore| {
+        let mut c = node_cfg();
+        c.lease_ttl = Duration::from_secs(60);
+        Orchestrator::builder()
+            .store(s)
+            .provider(mock.clone())
+            .config(c)
+            .start()
+    };
+    let a = start(signed.clone()).await.unwrap();
+    let kept = a.spawn(req("honest")).await.unwrap().session;
+    let edited = a.spawn(req("edited")).await.unwrap().session;
+    let stolen = a.spawn(req("stolen")).await.unwrap().session;
+    a.shutdown(ShutdownPolicy::Release).await.unwrap();
+
+    let (client, conn) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let t = format!("{prefix}sessions");
+    // Point a session at another machine (to steer a terminate) …
+    client
+        .execute(
+            &format!("UPDATE {t} SET body = replace(body, $2, 'victim-machine') WHERE id = $1"),
+            &[&edited.id, &edited.compute_id.clone().unwrap()],
+        )
+        .await
+        .unwrap();
+    // … hand a session to a node that does not exist, and forge that node a long lease
+    // (to make every node spare it).
+    client
+        .execute(
+            &format!("UPDATE {t} SET owner = 'ghost' WHERE id = $1"),
+            &[&stolen.id],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            &format!("INSERT INTO {prefix}owners (node, expires_ms) VALUES ('ghost', $1)"),
+            &[&(chrono::Utc::now().timestamp_millis() + 3_600_000)],
+        )
+        .await
+        .unwrap();
+
+    let rows = signed.list().await.unwrap();
+    let by = |id: &str| rows.iter().find(|s| s.id == id).unwrap().clone();
+    assert_eq!(by(&kept.id).damaged, None);
+    let why = by(&edited.id).damaged.expect("the edited body is refused");
+    assert!(why.contains("signature does not match"), "{why}");
+    let why = by(&stolen.id).damaged.expect("the edited owner is refused");
+    assert!(why.contains("owner's signature"), "{why}");
+    assert!(
+        !signed.owners().await.unwrap().contains_key("ghost"),
+        "a forged lease is no lease"
+    );
+    // A node adopts the honest session only; the forged ones are never acted on, and the
+    // reaper keeps its hands off them too (their machines are not terminated).
+    let b = start(signed.clone()).await.unwrap();
+    assert!(b.get(&kept.id).is_ok());
+    assert!(b.get(&edited.id).is_err() && b.get(&stolen.id).is_err());
+    b.reap(&ReapOptions::default()).await.unwrap();
+    for s in [&kept, &edited, &stolen] {
+        assert!(mock.get(s.compute_id.as_deref().unwrap()).await.is_ok());
+    }
+    // Without the key, the same database reads as written (nothing is lost by signing).
+    let plain = store(&prefix).await;
+    assert!(plain
+        .list()
+        .await
+        .unwrap()
+        .iter()
+        .all(|s| s.damaged.is_none()));
+    b.shutdown(ShutdownPolicy::Terminate).await.unwrap();
+    for s in [&edited, &stolen] {
+        mock.terminate(s.compute_id.as_deref().unwrap())
+            .await
+            .unwrap();
+    }
+    signed.drop_tables().await.unwrap();
+}

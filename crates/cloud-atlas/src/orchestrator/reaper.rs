@@ -1229,7 +1229,11 @@ mod tests {
         );
         let intent = r.for_compute(&w.intent_machine).unwrap();
         assert_eq!(intent.action, ReapAction::Keep, "{intent:?}");
-        assert!(intent.reason.ends_with(", owner other"), "{}", intent.reason);
+        assert!(
+            intent.reason.ends_with(", owner other"),
+            "{}",
+            intent.reason
+        );
         // The same node is "me" for an orchestrator whose node id it is: not held.
         assert!(!held_elsewhere(
             Some("me"),

@@ -17,6 +17,7 @@ mod conformance;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod signing;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -24,6 +25,7 @@ pub use conformance::{run_store_conformance, StoreConformanceFailure};
 pub use memory::MemorySessionStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{PgLeaderLease, PgSessionStore, DEFAULT_TABLE_PREFIX};
+pub use signing::RecordKey;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteSessionStore, SESSIONS_DB_FILE};
 

@@ -33,7 +33,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio_postgres::{Client, NoTls};
 
-use super::{decode_row, exists, missing, SessionStore};
+use super::{decode_row, exists, missing, RecordKey, SessionStore};
 use crate::error::{Error, ErrorKind, Result};
 use crate::orchestrator::lease::LeaderLease;
 use crate::orchestrator::schedule::from_ms;
@@ -50,6 +50,8 @@ const SCHEMA_LOCK_KEY: i64 = 0x6174_6c61_735f_7067; // "atlas_pg"
 #[derive(Clone)]
 pub struct PgSessionStore {
     shared: Arc<Shared>,
+    /// Signs and checks rows when set ([`with_record_key`](Self::with_record_key)).
+    key: Option<Arc<RecordKey>>,
 }
 
 struct Shared {
@@ -115,22 +117,30 @@ impl Sql {
                      holder TEXT NOT NULL,
                      expires_at TIMESTAMPTZ NOT NULL);
                  ALTER TABLE {s} ADD COLUMN IF NOT EXISTS owner TEXT;
+                 ALTER TABLE {s} ADD COLUMN IF NOT EXISTS sig TEXT;
+                 ALTER TABLE {s} ADD COLUMN IF NOT EXISTS owner_sig TEXT;
                  CREATE TABLE IF NOT EXISTS {o} (
                      node TEXT PRIMARY KEY,
                      expires_ms BIGINT NOT NULL);
+                 ALTER TABLE {o} ADD COLUMN IF NOT EXISTS sig TEXT;
                  COMMIT;"
             ),
             drop: format!("DROP TABLE IF EXISTS {s}, {c}, {l}, {o}"),
             insert: format!(
-                "INSERT INTO {s} (id, user_id, last_touch_ms, body, owner) VALUES ($1, $2, $3, $4, $5)
+                "INSERT INTO {s} (id, user_id, last_touch_ms, body, owner, sig, owner_sig)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (id) DO NOTHING"
             ),
             update: format!(
-                "UPDATE {s} SET user_id = $2, body = $3, last_touch_ms = GREATEST(last_touch_ms, $4)
-                 WHERE id = $1"
+                "UPDATE {s} SET user_id = $2, body = $3, last_touch_ms = GREATEST(last_touch_ms, $4),
+                 sig = $5 WHERE id = $1"
             ),
-            get: format!("SELECT body, last_touch_ms, id, user_id, owner FROM {s} WHERE id = $1"),
-            list: format!("SELECT body, last_touch_ms, id, user_id, owner FROM {s} ORDER BY id"),
+            get: format!(
+                "SELECT body, last_touch_ms, id, user_id, owner, sig, owner_sig FROM {s} WHERE id = $1"
+            ),
+            list: format!(
+                "SELECT body, last_touch_ms, id, user_id, owner, sig, owner_sig FROM {s} ORDER BY id"
+            ),
             touch_many: format!(
                 "UPDATE {s} AS s SET last_touch_ms = GREATEST(s.last_touch_ms, b.ms)
                  FROM (SELECT id, MAX(ms) AS ms FROM unnest($1::text[], $2::bigint[]) AS t(id, ms)
@@ -156,14 +166,14 @@ impl Sql {
                 "SELECT holder FROM {l} WHERE name = $1 AND expires_at > clock_timestamp()"
             ),
             claim: format!(
-                "UPDATE {s} SET owner = $3 WHERE id = $1 AND owner IS NOT DISTINCT FROM $2"
+                "UPDATE {s} SET owner = $3, owner_sig = $4 WHERE id = $1 AND owner IS NOT DISTINCT FROM $2"
             ),
             renew_owner: format!(
-                "INSERT INTO {o} (node, expires_ms) VALUES ($1, $2)
-                 ON CONFLICT (node) DO UPDATE SET expires_ms = excluded.expires_ms"
+                "INSERT INTO {o} (node, expires_ms, sig) VALUES ($1, $2, $3)
+                 ON CONFLICT (node) DO UPDATE SET expires_ms = excluded.expires_ms, sig = excluded.sig"
             ),
             release_owner: format!("DELETE FROM {o} WHERE node = $1"),
-            owners: format!("SELECT node, expires_ms FROM {o}"),
+            owners: format!("SELECT node, expires_ms, sig FROM {o}"),
         }
     }
 }
@@ -229,9 +239,44 @@ impl PgSessionStore {
                 sql: Sql::new(prefix),
                 conn: tokio::sync::Mutex::new(None),
             }),
+            key: None,
         };
         store.client().await?;
         Ok(store)
+    }
+
+    /// Sign every row this store writes with `key`, and treat rows whose signature does
+    /// not match (edited or forged in the database) as damaged, and node leases whose
+    /// signature does not match as absent: never acted on (see
+    /// [`RecordKey`](super::RecordKey) for what is signed). Every node sharing the
+    /// database must use the same key; rows written without one read as damaged.
+    pub fn with_record_key(mut self, key: RecordKey) -> PgSessionStore {
+        self.key = Some(Arc::new(key));
+        self
+    }
+
+    fn sign_session(&self, id: &str, user: &str, body: &str) -> Option<String> {
+        self.key.as_ref().map(|k| {
+            k.sign(
+                "session",
+                &[id.as_bytes(), user.as_bytes(), body.as_bytes()],
+            )
+        })
+    }
+
+    fn sign_owner(&self, id: &str, owner: Option<&str>) -> Option<String> {
+        self.key.as_ref().map(|k| {
+            k.sign(
+                "owner",
+                &[id.as_bytes(), owner.unwrap_or_default().as_bytes()],
+            )
+        })
+    }
+
+    fn sign_lease(&self, node: &str, expires_ms: i64) -> Option<String> {
+        self.key
+            .as_ref()
+            .map(|k| k.sign("lease", &[node.as_bytes(), &expires_ms.to_be_bytes()]))
     }
 
     /// The table prefix.
@@ -337,6 +382,25 @@ impl PgSessionStore {
                 let id: String = r.try_get(2).map_err(|e| self.err(e))?;
                 let user: String = r.try_get(3).map_err(|e| self.err(e))?;
                 let owner: Option<String> = r.try_get(4).map_err(|e| self.err(e))?;
+                let sig: Option<String> = r.try_get(5).map_err(|e| self.err(e))?;
+                let owner_sig: Option<String> = r.try_get(6).map_err(|e| self.err(e))?;
+                if let Some(k) = &self.key {
+                    let fields = [id.as_bytes(), user.as_bytes(), body.as_bytes()];
+                    let owner_fields = [id.as_bytes(), owner.as_deref().unwrap_or_default().as_bytes()];
+                    let why = if !k.verify("session", &fields, sig.as_deref()) {
+                        Some("its signature does not match: edited or written outside atlas, or without the record key")
+                    } else if !k.verify("owner", &owner_fields, owner_sig.as_deref()) {
+                        Some("its owner's signature does not match: edited outside atlas")
+                    } else {
+                        None
+                    };
+                    if let Some(why) = why {
+                        tracing::warn!(session.id = %id, why, "refusing a session row");
+                        let mut s = Session::damaged_from(&id, &user, &body, why.to_string());
+                        s.owner = owner;
+                        return Ok(s);
+                    }
+                }
                 Ok(decode_row(&id, &user, owner, &body, ms))
             })
             .collect()
@@ -357,6 +421,8 @@ impl SessionStore for PgSessionStore {
                     &s.last_touch.timestamp_millis(),
                     &b,
                     &s.owner,
+                    &self.sign_session(&s.id, &s.user_id, &b),
+                    &self.sign_owner(&s.id, s.owner.as_deref()),
                 ],
             )
             .await
@@ -373,7 +439,13 @@ impl SessionStore for PgSessionStore {
         let n = c
             .execute(
                 &self.shared.sql.update,
-                &[&s.id, &s.user_id, &b, &s.last_touch.timestamp_millis()],
+                &[
+                    &s.id,
+                    &s.user_id,
+                    &b,
+                    &s.last_touch.timestamp_millis(),
+                    &self.sign_session(&s.id, &s.user_id, &b),
+                ],
             )
             .await
             .map_err(|e| self.err(e))?;
@@ -426,7 +498,10 @@ impl SessionStore for PgSessionStore {
     async fn claim(&self, id: &str, from: Option<&str>, to: &str) -> Result<bool> {
         let c = self.client().await?;
         let n = c
-            .execute(&self.shared.sql.claim, &[&id, &from, &to])
+            .execute(
+                &self.shared.sql.claim,
+                &[&id, &from, &to, &self.sign_owner(id, Some(to))],
+            )
             .await
             .map_err(|e| self.err(e))?;
         Ok(n > 0)
@@ -434,9 +509,10 @@ impl SessionStore for PgSessionStore {
 
     async fn renew_owner(&self, node: &str, until: DateTime<Utc>) -> Result<()> {
         let c = self.client().await?;
+        let ms = until.timestamp_millis();
         c.execute(
             &self.shared.sql.renew_owner,
-            &[&node, &until.timestamp_millis()],
+            &[&node, &ms, &self.sign_lease(node, ms)],
         )
         .await
         .map_err(|e| self.err(e))?;
@@ -457,14 +533,24 @@ impl SessionStore for PgSessionStore {
             .query(&self.shared.sql.owners, &[])
             .await
             .map_err(|e| self.err(e))?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get::<_, String>(0).map_err(|e| self.err(e))?,
-                    from_ms(r.try_get::<_, i64>(1).map_err(|e| self.err(e))?),
-                ))
-            })
-            .collect()
+        let mut out = BTreeMap::new();
+        for r in &rows {
+            let node: String = r.try_get(0).map_err(|e| self.err(e))?;
+            let ms: i64 = r.try_get(1).map_err(|e| self.err(e))?;
+            let sig: Option<String> = r.try_get(2).map_err(|e| self.err(e))?;
+            if let Some(k) = &self.key {
+                if !k.verify(
+                    "lease",
+                    &[node.as_bytes(), &ms.to_be_bytes()],
+                    sig.as_deref(),
+                ) {
+                    tracing::warn!(%node, "ignoring a node lease whose signature does not match (edited outside atlas)");
+                    continue;
+                }
+            }
+            out.insert(node, from_ms(ms));
+        }
+        Ok(out)
     }
 
     async fn closed_spend(&self) -> Result<BTreeMap<String, f64>> {
