@@ -30,7 +30,7 @@
 //! | `job stream` | array of the handler's partial outputs (jsonl: one per line as they arrive) |
 //! | `job purge` | `{"endpoint_id", "purged"}` |
 //! | `job health` | [`cloud_atlas::spec::EndpointHealth`]: `jobs`, `workers`, `raw` |
-//! | `logs` | array of [`LogLine`](cloud_atlas::providers::runpod::LogLine): `id`, `ts`, `source`, `line` (jsonl, and `--follow`: one per line as they arrive; `--follow -o json` is refused) |
+//! | `logs` | array of [`LogLine`](cloud_atlas::providers::runpod::LogLine) (on the mock its [`LogLine`](cloud_atlas::providers::mock::LogLine), same fields): `id`, `ts`, `source`, `line` (jsonl, and `--follow`: one per line as they arrive; `--follow -o json` is refused) |
 //! | `runpod templates list\|get` | (array of) [`Template`](cloud_atlas::providers::runpod::Template): `id`, `name`, `image`, `serverless`, `public`, `category`, `disk`, `ports`, `raw` |
 //! | `runpod endpoints list\|get` | (array of) [`Endpoint`](cloud_atlas::providers::runpod::Endpoint): `id`, `name`, `type`, `image`, `workers` (`min`, `max`, `idleTimeout`), `dataCenterIds`, `timeout`, `createdAt`, `raw` |
 //! | `runpod volumes list\|get\|create\|update` | (array of) [`NetworkVolume`](cloud_atlas::providers::runpod::NetworkVolume): `id`, `name`, `size` (GB), `dataCenter`, `type`, `raw` |
@@ -177,7 +177,7 @@ enum Command {
     Start(cmd::compute::IdArg),
     /// Terminate compute (stops billing)
     Terminate(cmd::compute::IdArg),
-    /// Logs of compute (--follow until Ctrl-C); RunPod only
+    /// Logs of compute (--follow until Ctrl-C, or until a mock command ends); RunPod and the mock
     Logs(cmd::logs::LogsArgs),
     /// Serverless jobs (job ids are scoped to an endpoint)
     Job {
