@@ -8,6 +8,10 @@ use cloud_atlas::{Error, ErrorKind};
 /// Exit code for usage errors (clap) and validation errors.
 pub(crate) const USAGE: u8 = 2;
 
+/// Exit code of a listing that is incomplete: `atlas ls --provider all` when at least
+/// one provider could not be listed (each one named on stderr).
+pub(crate) const INCOMPLETE: u8 = 11;
+
 /// The exit code for an error kind (see the crate docs for the table).
 pub(crate) fn code(kind: ErrorKind) -> u8 {
     match kind {
@@ -63,7 +67,7 @@ pub(crate) fn clap_error(err: clap::Error) -> ExitCode {
 }
 
 /// Collapse any line breaks so an error is always exactly one line.
-fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     s.split(['\n', '\r'])
         .map(str::trim)
         .filter(|l| !l.is_empty())
@@ -71,7 +75,7 @@ fn one_line(s: &str) -> String {
         .join(" ")
 }
 
-fn print_line(line: &str) {
+pub(crate) fn print_line(line: &str) {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "{line}");
 }

@@ -22,7 +22,7 @@
 //! | command | shape |
 //! |---|---|
 //! | `spawn`, `get` | [`cloud_atlas::Compute`]: `id`, `provider`, `status`, `public_ip`, `ports` (`[{internal, external, protocol, url}]`), `gpu`, `gpu_count`, `cost_per_hour`, `region`, `image`, `name`, `labels`, `auth`, `created_at`, `raw` |
-//! | `ls` | array of [`cloud_atlas::Compute`] |
+//! | `ls` | array of [`cloud_atlas::Compute`]; with `--provider all`, one entry per provider asked: `{"provider", "ok": true, "machines": [Compute…]}` or `{"provider", "ok": false, "error": {"kind", "message", "exit_code"}}` (jsonl: one entry per line) |
 //! | `stop`, `start`, `terminate` | `{"id", "provider", "action": "stopped" \| "started" \| "terminated"}` |
 //! | `gpus` | array of [`cloud_atlas::GpuType`]: `provider`, `id`, `gpu`, `name`, `memory_gb`, `gpu_count`, `price_on_demand`, `price_spot`, `price_community`, `available`, `stock`, `regions`, `raw` |
 //! | `providers` | array of `{"name", "default", "available", "capabilities": [..], "max_gpus_per_instance", "api_key": {"required", "configured", "source", "env_vars": [..]}, "note"}` |
@@ -73,6 +73,7 @@
 //! | 8 | no capacity |
 //! | 9 | provider error |
 //! | 10 | transport (network) |
+//! | 11 | incomplete listing: `ls --provider all` listed what it could, and at least one provider failed (one `error:` line each on stderr) |
 //! | 130, 143 | interrupted by SIGINT, SIGTERM (see below) |
 //!
 //! # Signals
@@ -128,7 +129,8 @@ pub(crate) struct Cli {
 /// Options every command takes.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct GlobalArgs {
-    /// Provider to use [default: `default_provider` from atlas.toml, else mock]
+    /// Provider to use [default: `default_provider` from atlas.toml, else mock]; `all`
+    /// (every configured provider) with `ls`
     #[arg(long, global = true, value_name = "NAME")]
     pub(crate) provider: Option<String>,
     /// API key for the provider (overrides atlas.toml and the env var). Visible to other
@@ -167,7 +169,8 @@ enum Command {
     Gpus(cmd::gpus::GpusArgs),
     /// Spawn compute (starts billing)
     Spawn(Box<cmd::compute::SpawnArgs>),
-    /// List compute
+    /// List compute (`--provider all`: every configured provider at once)
+    #[command(after_help = cmd::compute::LS_ALL_HELP)]
     Ls(cmd::compute::LsArgs),
     /// Show one compute
     Get(cmd::compute::IdArg),
@@ -298,7 +301,7 @@ async fn dispatch(ctx: Context, command: Command) -> Result<ExitCode> {
         Command::Providers => cmd::providers::run(&ctx),
         Command::Gpus(a) => cmd::gpus::run(&ctx, a).await,
         Command::Spawn(a) => return cmd::compute::spawn(&ctx, *a).await,
-        Command::Ls(a) => cmd::compute::ls(&ctx, a).await,
+        Command::Ls(a) => return cmd::compute::ls(&ctx, a).await,
         Command::Get(a) => cmd::compute::get(&ctx, a).await,
         Command::Stop(a) => cmd::compute::act(&ctx, a, Action::Stop).await,
         Command::Start(a) => cmd::compute::act(&ctx, a, Action::Start).await,
