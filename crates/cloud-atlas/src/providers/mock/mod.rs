@@ -283,6 +283,12 @@ impl Mock {
     /// `NotFound` when the machine is gone.
     pub fn accrued_usd(&self, id: &str) -> Result<f64> {
         let m = self.load(id)?.ok_or_else(|| not_found(id))?;
+        // A command that ended stopped the machine's running rate: notice it first.
+        let m = if m.process.is_some() {
+            self.refresh(m.clone())?.unwrap_or(m)
+        } else {
+            m
+        };
         Ok(self.accrued(&m, self.inner.clock.now()))
     }
 
