@@ -27,6 +27,19 @@ fn until(w: &MockWorld, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> 
     }
 }
 
+/// Kills a command's process group when dropped, so a failed assertion leaves nothing
+/// running on this host.
+struct Reap(u64);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0)])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
 fn alive(pid: u64) -> bool {
     // `kill -0 -PGID`: whether any process of the group exists.
     std::process::Command::new("kill")
@@ -92,6 +105,7 @@ fn spawn_with_a_command_then_logs_exit_code_and_terminate_across_processes() {
     let id = c["id"].as_str().unwrap().to_string();
     let running = until(&w, &id, "running", |c| c["status"] == "running");
     let pid = running["raw"]["pid"].as_u64().unwrap();
+    let _reap = Reap(pid);
     assert!(alive(pid));
     let r = Run::of(&mut w.cmd(&["--provider", "mock", "logs", &id, "--tail", "5"]));
     assert_eq!(r.code, 0, "{r:#?}");
@@ -137,6 +151,7 @@ fn session_spawn_wait_with_a_port_is_ready_when_the_command_answers() {
         ])
         .ok();
     let s = r.json();
+    let _reap = Reap(s["compute"]["raw"]["pid"].as_u64().unwrap());
     let url = s["compute"]["ports"][0]["url"]
         .as_str()
         .unwrap()
