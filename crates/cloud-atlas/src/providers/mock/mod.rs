@@ -28,7 +28,8 @@
 //! is dropped; a persisted one leaves them running for the next `atlas` call.
 //!
 //! Stock: every GPU is available except `mi300x`, which is out of stock (a
-//! `Capacity` error), so fail-over code has something to exercise.
+//! `Capacity` error), so fail-over code has something to exercise;
+//! [`MockOptions::out_of_stock`] (`[mock] out_of_stock = […]`) changes which.
 //!
 //! Files by concept: `state` (what is stored, and where), `process` (running commands),
 //! `logs`, `faults`, `pricing`, `serverless`.
@@ -64,7 +65,7 @@ pub use process::MockProcess;
 pub use serverless::MockServerless;
 
 use faults::{fault_error, Faults};
-use pricing::{in_stock, price_per_gpu};
+use pricing::price_per_gpu;
 use process::{ProcessEnv, ProcessState};
 use state::{lock, Backend, Clock, Machine, MemoryState, Power};
 
@@ -96,6 +97,9 @@ pub struct MockOptions {
     /// How long `spawn` takes to answer after the machine exists (a slow provider; the
     /// machine bills and is listed meanwhile). Default zero.
     pub create_delay: Duration,
+    /// GPUs with no stock: a spawn asking for one is a `Capacity` error and `gpu_types`
+    /// reports them unavailable (for fail-over tests). Default `[mi300x]`; empty: all in stock.
+    pub out_of_stock: Vec<Gpu>,
 }
 
 impl Default for MockOptions {
@@ -106,6 +110,7 @@ impl Default for MockOptions {
             queue_delay: Duration::from_millis(50),
             exec_time: Duration::from_millis(200),
             create_delay: Duration::ZERO,
+            out_of_stock: vec![Gpu::MI300X],
         }
     }
 }
@@ -204,7 +209,7 @@ impl Mock {
     /// The mock the CLI uses: SQLite in the data directory (when the `sqlite` feature
     /// is on), options from `[mock]` in `atlas.toml` or the provider settings
     /// (`boot_delay = "2s"`, `queue_delay`, `exec_time`, `create_delay`,
-    /// `http_base = "http://127.0.0.1:8000"`).
+    /// `http_base = "http://127.0.0.1:8000"`, `out_of_stock = ["mi300x", "h100"]`).
     ///
     /// # Errors
     /// `Validation` for a bad option; `Unknown` when the database cannot be opened.
@@ -238,6 +243,30 @@ impl Mock {
                     .ok_or_else(|| Error::validation("mock.http_base", "must be a URL string"))?
                     .to_string(),
             );
+        }
+        if let Some(v) = get("out_of_stock") {
+            let bad = || {
+                Error::validation(
+                    "mock.out_of_stock",
+                    format!(
+                        "must be a list of GPU names like [\"mi300x\", \"h100\"]; allowed: {}",
+                        Gpu::ALL
+                            .iter()
+                            .map(|g| g.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            };
+            let list = v.as_array().ok_or_else(bad)?;
+            opts.out_of_stock = list
+                .iter()
+                .map(|g| {
+                    g.as_str()
+                        .and_then(|s| s.parse::<Gpu>().ok())
+                        .ok_or_else(bad)
+                })
+                .collect::<Result<_>>()?;
         }
         #[cfg(feature = "sqlite")]
         {
@@ -367,6 +396,11 @@ impl Mock {
             token_hash: None,
             auth_mode: req.auth,
         }
+    }
+
+    /// Whether the mock has machines with `gpu` ([`MockOptions::out_of_stock`]).
+    fn in_stock(&self, gpu: Gpu) -> bool {
+        !self.inner.options.out_of_stock.contains(&gpu)
     }
 
     fn expired(&self, m: &Machine, now: DateTime<Utc>) -> bool {
@@ -586,10 +620,10 @@ impl Provider for Mock {
     async fn spawn(&self, req: &ComputeRequest) -> Result<Compute> {
         let fault = self.before(MockOp::Spawn).await?;
         if let Some(g) = req.gpu {
-            if !in_stock(g) {
+            if !self.in_stock(g) {
                 let alternatives: Vec<&str> = Gpu::ALL
                     .iter()
-                    .filter(|g| in_stock(**g))
+                    .filter(|g| self.in_stock(**g))
                     .take(6)
                     .map(|g| g.as_str())
                     .collect();
@@ -727,9 +761,9 @@ impl Provider for Mock {
                 t.price_on_demand = Some(p);
                 t.price_spot = Some((p * 0.5 * 100.0).round() / 100.0);
                 t.price_community = Some((p * 0.8 * 100.0).round() / 100.0);
-                t.available = Some(in_stock(*g));
-                t.stock = Some(if in_stock(*g) { "High" } else { "None" }.to_string());
-                t.regions = if in_stock(*g) {
+                t.available = Some(self.in_stock(*g));
+                t.stock = Some(if self.in_stock(*g) { "High" } else { "None" }.to_string());
+                t.regions = if self.in_stock(*g) {
                     vec!["mock-local-1".into(), "mock-local-2".into()]
                 } else {
                     vec![]

@@ -1,5 +1,5 @@
 //! The mock's price table and stock: GPU × count, or vCPU + memory for CPU-only, and
-//! storage for a stopped machine's disks. Every GPU is in stock except `mi300x`.
+//! storage for a stopped machine's disks. (Stock is `MockOptions::out_of_stock`.)
 
 use crate::spec::{ComputeRequest, Gpu};
 
@@ -25,11 +25,6 @@ pub(super) fn price_per_gpu(gpu: Gpu) -> f64 {
         Gpu::RTX_3090 => 0.43,
         Gpu::MI300X => 3.49,
     }
-}
-
-/// Whether the mock has machines with `gpu`.
-pub(super) fn in_stock(gpu: Gpu) -> bool {
-    gpu != Gpu::MI300X
 }
 
 /// Storage price of a stopped machine's volume, USD per GB-hour ($0.10 per GB-month).

@@ -430,3 +430,57 @@ async fn an_in_memory_mock_kills_its_commands_when_dropped() {
     drop(m);
     assert!(!process::group_alive(pid));
 }
+
+#[tokio::test]
+async fn which_gpus_are_out_of_stock_is_an_option() {
+    let m = Mock::in_memory_with(MockOptions {
+        out_of_stock: vec![Gpu::H100],
+        ..MockOptions::default()
+    });
+    let h100 = ComputeRequest::builder()
+        .gpu(Gpu::H100)
+        .image("i")
+        .build()
+        .unwrap();
+    assert_eq!(
+        m.spawn(&h100).await.unwrap_err().kind(),
+        ErrorKind::Capacity
+    );
+    assert_eq!(m.live_count().unwrap(), 0);
+    let mi = ComputeRequest::builder()
+        .gpu(Gpu::MI300X)
+        .image("i")
+        .build()
+        .unwrap();
+    m.spawn(&mi).await.unwrap();
+    let types = m.gpu_types().await.unwrap();
+    let avail = |g: Gpu| types.iter().find(|t| t.gpu == Some(g)).unwrap().available;
+    assert_eq!(avail(Gpu::H100), Some(false));
+    assert_eq!(avail(Gpu::MI300X), Some(true));
+}
+
+#[test]
+fn out_of_stock_comes_from_the_config_and_bad_names_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |mock: &str| {
+        let p = dir.path().join("atlas.toml");
+        std::fs::write(&p, format!("[mock]\n{mock}\n")).unwrap();
+        let mut c = Config::load(Some(&p)).unwrap();
+        c.data_dir = dir.path().join("data");
+        Mock::from_config(&c, &c.provider_settings("mock"))
+    };
+    let m = load("out_of_stock = [\"h100\", \"a100-80g\"]").unwrap();
+    assert_eq!(m.inner.options.out_of_stock, [Gpu::H100, Gpu::A100_80G]);
+    assert!(load("out_of_stock = []")
+        .unwrap()
+        .inner
+        .options
+        .out_of_stock
+        .is_empty());
+    for bad in ["out_of_stock = [\"warp-drive\"]", "out_of_stock = \"h100\""] {
+        let e = load(bad).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Validation, "{bad}");
+        assert!(e.message().starts_with("mock.out_of_stock"), "{e}");
+        assert!(e.message().contains("h100"), "{e}");
+    }
+}
