@@ -643,6 +643,14 @@ impl Provider for Mock {
                 ));
             }
         }
+        #[cfg(not(unix))]
+        if !req.command.is_empty() {
+            return Err(Error::unsupported(
+                NAME,
+                "command",
+                "the mock cloud runs commands only on Unix (sh and process groups); spawn without a command",
+            ));
+        }
         let now = self.inner.clock.now();
         let mut m = self.new_machine(req, req.launch_name(), now);
         let (auth, auth_env) = AuthHandle::mint(req.auth);
