@@ -719,8 +719,8 @@ impl Provider for Mock {
         self.before(MockOp::Stop).await?;
         let mut m = self.live(id)?;
         if m.power == Power::On {
-            if let Some(p) = &mut m.process {
-                p.kill();
+            if let Some(pid) = m.process.as_mut().and_then(|p| p.pid.take()) {
+                process::end_group(pid).await;
             }
             let now = self.inner.clock.now();
             self.power_off(&mut m, now);
@@ -752,6 +752,9 @@ impl Provider for Mock {
     async fn terminate(&self, id: &str) -> Result<()> {
         self.before(MockOp::Terminate).await?;
         let mut m = self.live(id)?;
+        if let Some(pid) = m.process.as_mut().and_then(|p| p.pid.take()) {
+            process::end_group(pid).await;
+        }
         self.discard(&mut m)?;
         tracing::info!(provider = NAME, compute.id = %id, "terminated");
         Ok(())

@@ -293,6 +293,12 @@ impl ProcessState {
     }
 }
 
+/// End the run with process group `pgid` (`TERM`, `KILL` after [`STOP_GRACE`]) on the
+/// blocking pool, so an async caller's thread is not held meanwhile.
+pub(super) async fn end_group(pgid: u32) {
+    let _ = tokio::task::spawn_blocking(move || kill_group(pgid)).await;
+}
+
 /// A port on 127.0.0.1 nothing listens on right now.
 fn free_port() -> Result<u16> {
     std::net::TcpListener::bind(("127.0.0.1", 0))
@@ -335,13 +341,49 @@ fn set_own_group(cmd: &mut std::process::Command) {
 #[cfg(not(unix))]
 fn set_own_group(_cmd: &mut std::process::Command) {}
 
-/// Whether any process of group `pgid` exists.
+/// Whether any process of group `pgid` still runs. A killed process stays in its group
+/// as a zombie until it is reaped (an orphan by init, which in a container may take
+/// seconds), so on Linux zombies are told apart through `/proc`.
 #[cfg(unix)]
 pub(super) fn group_alive(pgid: u32) -> bool {
-    match pid(pgid) {
-        Some(p) => rustix::process::test_kill_process_group(p).is_ok(),
-        None => false,
+    let Some(p) = pid(pgid) else { return false };
+    if rustix::process::test_kill_process_group(p).is_err() {
+        return false;
     }
+    #[cfg(target_os = "linux")]
+    if let Some(live) = linux_group_has_live_member(pgid) {
+        return live;
+    }
+    true
+}
+
+/// `Some(whether a non-zombie process of group pgid exists)`, `None` when `/proc` cannot
+/// be read.
+#[cfg(target_os = "linux")]
+fn linux_group_has_live_member(pgid: u32) -> Option<bool> {
+    let dir = fs::read_dir("/proc").ok()?;
+    for e in dir.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(stat) = fs::read_to_string(format!("/proc/{name}/stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let mut f = rest.split_whitespace();
+        let (Some(state), _, Some(pgrp)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        if pgrp.parse::<u32>().ok() == Some(pgid) && state != "Z" && state != "X" {
+            return Some(true);
+        }
+    }
+    Some(false)
 }
 
 #[cfg(unix)]
@@ -368,6 +410,10 @@ fn kill_group(pgid: u32) {
         std::thread::sleep(Duration::from_millis(10));
     }
     let _ = kill_process_group(p, Signal::KILL);
+    let until = std::time::Instant::now() + Duration::from_secs(1);
+    while group_alive(pgid) && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[cfg(not(unix))]

@@ -270,14 +270,14 @@ async fn terminate_and_stop_kill_the_process_group() {
     until(&m, &c.id, "running", |c| c.status == ComputeStatus::Running).await;
     assert!(process::group_alive(pid));
     m.stop(&c.id).await.unwrap();
-    assert!(!process::group_alive(pid), "stop kills it");
+    assert!(gone(pid), "stop kills it");
     assert_eq!(m.get(&c.id).await.unwrap().status, ComputeStatus::Stopped);
     m.start(&c.id).await.unwrap();
     let pid = m.process(&c.id).unwrap().unwrap().pid.unwrap();
     assert!(process::group_alive(pid));
     let log = m.process(&c.id).unwrap().unwrap().log;
     m.terminate(&c.id).await.unwrap();
-    assert!(!process::group_alive(pid), "terminate kills it");
+    assert!(gone(pid), "terminate kills it");
     assert!(!log.exists(), "its files are gone with it");
     assert_eq!(m.live_count().unwrap(), 0);
 }
@@ -341,11 +341,24 @@ async fn a_port_is_served_by_the_command_on_127_0_0_1() {
     assert!(body.contains("Directory listing"), "{body}");
     let pid = m.process(&c.id).unwrap().unwrap().pid.unwrap();
     m.terminate(&c.id).await.unwrap();
-    assert!(!process::group_alive(pid));
+    assert!(gone(pid));
     assert!(
         reqwest::get(&url).await.is_err(),
         "nothing listens once terminated"
     );
+}
+
+/// Whether group `pid` is gone within 5 s: killed processes stay listed as zombies until
+/// reaped (orphans by init, which may take a moment in a container).
+fn gone(pid: u32) -> bool {
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    while process::group_alive(pid) {
+        if std::time::Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
 }
 
 fn which_python() -> Option<String> {
@@ -418,7 +431,7 @@ async fn a_persisted_mock_leaves_the_command_running_for_the_next_process() {
     let log = b.process(&c.id).unwrap().unwrap().log;
     assert!(log.starts_with(dir.path().join(MOCK_MACHINES_DIR)));
     b.terminate(&c.id).await.unwrap();
-    assert!(!process::group_alive(pid));
+    assert!(gone(pid));
 }
 
 #[tokio::test]
@@ -428,7 +441,7 @@ async fn an_in_memory_mock_kills_its_commands_when_dropped() {
     let pid = m.process(&c.id).unwrap().unwrap().pid.unwrap();
     assert!(process::group_alive(pid));
     drop(m);
-    assert!(!process::group_alive(pid));
+    assert!(gone(pid));
 }
 
 #[tokio::test]
@@ -483,4 +496,18 @@ fn out_of_stock_comes_from_the_config_and_bad_names_are_refused() {
         assert!(e.message().starts_with("mock.out_of_stock"), "{e}");
         assert!(e.message().contains("h100"), "{e}");
     }
+}
+
+#[tokio::test]
+async fn a_command_that_ignores_term_is_killed_after_the_grace() {
+    let m = fast();
+    let c = m.spawn(&sh("trap '' TERM; sleep 300")).await.unwrap();
+    until(&m, &c.id, "running", |c| c.status == ComputeStatus::Running).await;
+    // Let the trap be set before the stop.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pid = m.process(&c.id).unwrap().unwrap().pid.unwrap();
+    let started = std::time::Instant::now();
+    m.terminate(&c.id).await.unwrap();
+    assert!(gone(pid));
+    assert!(started.elapsed() >= process::STOP_GRACE, "TERM was ignored");
 }
