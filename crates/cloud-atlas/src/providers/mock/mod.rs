@@ -744,7 +744,14 @@ impl Provider for Mock {
                 return Err(not_found(id));
             }
             // A start runs the command again (as a container restart does).
-            self.run_command(&mut m)?;
+            if let Err(e) = self.run_command(&mut m) {
+                if e.kind() != ErrorKind::NotFound {
+                    // Nothing runs: the machine stays stopped rather than read `running`.
+                    self.power_off(&mut m, self.inner.clock.now());
+                    self.update(&m)?;
+                }
+                return Err(e);
+            }
         }
         Ok(())
     }

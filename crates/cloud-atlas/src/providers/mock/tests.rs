@@ -511,3 +511,34 @@ async fn a_command_that_ignores_term_is_killed_after_the_grace() {
     assert!(gone(pid));
     assert!(started.elapsed() >= process::STOP_GRACE, "TERM was ignored");
 }
+
+#[tokio::test]
+async fn a_start_that_cannot_run_the_command_leaves_the_machine_stopped() {
+    let m = fast();
+    let c = m.spawn(&sh("sleep 300")).await.unwrap();
+    m.stop(&c.id).await.unwrap();
+    // Its folder cannot be made again: a file stands where it was.
+    let dir = m
+        .process(&c.id)
+        .unwrap()
+        .unwrap()
+        .log
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::write(&dir, "in the way").unwrap();
+    assert!(m.start(&c.id).await.is_err());
+    let got = m.get(&c.id).await.unwrap();
+    assert_eq!(
+        got.status,
+        ComputeStatus::Stopped,
+        "nothing runs, so not running"
+    );
+    std::fs::remove_file(&dir).unwrap();
+    m.start(&c.id).await.unwrap();
+    let pid = m.process(&c.id).unwrap().unwrap().pid.unwrap();
+    assert!(process::group_alive(pid));
+    m.terminate(&c.id).await.unwrap();
+    assert!(gone(pid));
+}
