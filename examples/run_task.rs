@@ -38,7 +38,8 @@ async fn main() -> anyhow::Result<()> {
     let cloud = Mock::in_memory();
     let c = run_task(
         &cloud,
-        &["python", "-c", "print('hello from the task')"],
+        // The mock runs it on this host (the image is ignored); long enough to be seen running.
+        &["sh", "-c", "echo hello from the task; sleep 5"],
         Duration::from_secs(600),
     )
     .await?;
@@ -53,7 +54,7 @@ mod tests {
     #[tokio::test]
     async fn task_runs_and_is_terminated() {
         let cloud = Mock::in_memory();
-        let c = run_task(&cloud, &["echo", "hi"], Duration::from_secs(60))
+        let c = run_task(&cloud, &["sleep", "30"], Duration::from_secs(60))
             .await
             .unwrap();
         assert_eq!(c.status, ComputeStatus::Running);

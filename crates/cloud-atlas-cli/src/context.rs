@@ -75,6 +75,15 @@ impl Context {
 
     /// Provider `name`, behind capability checks (see [`Context::provider`]).
     pub(crate) fn build(&self, name: &str) -> Result<Checked> {
+        if name == ALL_PROVIDERS {
+            return Err(Error::validation(
+                "provider",
+                format!(
+                    "`all` (every configured provider) works with `atlas ls`; for this command name one of: {}",
+                    providers::known().join(", ")
+                ),
+            ));
+        }
         let entry = providers::entry(name)?;
         let settings = self.settings(name);
         if entry.needs_key() {
@@ -82,6 +91,35 @@ impl Context {
         }
         let p = (entry.build)(settings, &self.config)?;
         Ok(Checked::new(p))
+    }
+}
+
+/// `--provider all`: every configured provider.
+pub(crate) const ALL_PROVIDERS: &str = "all";
+
+impl Context {
+    /// Every configured provider, in display order, each built (or why it cannot be).
+    /// Configured: it needs no API key (the mock), or its key is set (`atlas.toml`, the
+    /// env var). Providers without a key are left out, not failures.
+    ///
+    /// # Errors
+    /// `Validation` when `--api-key`, `--api-key-file` or `--base-url` is given: each names
+    /// one provider's API, not all of them.
+    pub(crate) fn configured(&self) -> Result<Vec<(&'static str, Result<Checked>)>> {
+        if self.api_key.is_some() || self.base_url.is_some() {
+            return Err(Error::validation(
+                "provider",
+                "--api-key, --api-key-file and --base-url name one provider's API; with --provider all set each provider's key and base URL in atlas.toml or its env vars",
+            ));
+        }
+        Ok(providers::known()
+            .into_iter()
+            .filter(|name| {
+                config::api_key_env_vars(name).is_empty()
+                    || self.config.provider_settings(name).api_key.is_some()
+            })
+            .map(|name| (name, self.build(name)))
+            .collect())
     }
 }
 

@@ -79,6 +79,9 @@ pub(crate) struct ErrorJson<'a> {
     /// The process's exit code.
     pub(crate) exit_code: u8,
 }
+/// Exit code of a listing that is incomplete: `atlas ls --provider all` when at least
+/// one provider could not be listed (each one named on stderr).
+pub(crate) const INCOMPLETE: u8 = 12;
 
 /// The exit code for an error kind (see the crate docs for the table).
 pub(crate) fn code(kind: ErrorKind) -> u8 {
@@ -174,7 +177,7 @@ pub(crate) fn clap_error(err: clap::Error) -> ExitCode {
 }
 
 /// Collapse any line breaks so an error is always exactly one line.
-fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     s.split(['\n', '\r'])
         .map(str::trim)
         .filter(|l| !l.is_empty())
@@ -189,7 +192,7 @@ fn print_json(e: &ErrorJson<'_>) {
     }
 }
 
-fn print_line(line: &str) {
+pub(crate) fn print_line(line: &str) {
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "{line}");
 }

@@ -22,7 +22,7 @@
 //! | command | shape |
 //! |---|---|
 //! | `spawn`, `get` | [`cloud_atlas::Compute`]: `id`, `provider`, `status`, `public_ip`, `ports` (`[{internal, external, protocol, url}]`), `gpu`, `gpu_count`, `cost_per_hour`, `region`, `image`, `name`, `labels`, `auth`, `created_at`, `raw` |
-//! | `ls` | array of [`cloud_atlas::Compute`] |
+//! | `ls` | array of [`cloud_atlas::Compute`]; with `--provider all`, one entry per provider asked: `{"provider", "ok": true, "machines": [Compute…]}` or `{"provider", "ok": false, "error": {"kind", "message", "exit_code"}}` (jsonl: one entry per line) |
 //! | `stop`, `start`, `terminate` | `{"id", "provider", "action": "stopped" \| "started" \| "terminated"}` |
 //! | `gpus` | array of [`cloud_atlas::GpuType`]: `provider`, `id`, `gpu`, `name`, `memory_gb`, `gpu_count`, `price_on_demand`, `price_spot`, `price_community`, `available`, `stock`, `regions`, `raw` |
 //! | `providers` | array of `{"name", "default", "available", "capabilities": [..], "max_gpus_per_instance", "api_key": {"required", "configured", "source", "env_vars": [..]}, "note"}` |
@@ -30,7 +30,7 @@
 //! | `job stream` | array of the handler's partial outputs (jsonl: one per line as they arrive) |
 //! | `job purge` | `{"endpoint_id", "purged"}` |
 //! | `job health` | [`cloud_atlas::spec::EndpointHealth`]: `jobs`, `workers`, `raw` |
-//! | `logs` | array of [`LogLine`](cloud_atlas::providers::runpod::LogLine): `id`, `ts`, `source`, `line` (jsonl, and `--follow`: one per line as they arrive; `--follow -o json` is refused) |
+//! | `logs` | array of [`LogLine`](cloud_atlas::providers::runpod::LogLine) (on the mock its [`LogLine`](cloud_atlas::providers::mock::LogLine), same fields): `id`, `ts`, `source`, `line` (jsonl, and `--follow`: one per line as they arrive; `--follow -o json` is refused) |
 //! | `runpod templates list\|get` | (array of) [`Template`](cloud_atlas::providers::runpod::Template): `id`, `name`, `image`, `serverless`, `public`, `category`, `disk`, `ports`, `raw` |
 //! | `runpod endpoints list\|get` | (array of) [`Endpoint`](cloud_atlas::providers::runpod::Endpoint): `id`, `name`, `type`, `image`, `workers` (`min`, `max`, `idleTimeout`), `dataCenterIds`, `timeout`, `createdAt`, `raw` |
 //! | `runpod volumes list\|get\|create\|update` | (array of) [`NetworkVolume`](cloud_atlas::providers::runpod::NetworkVolume): `id`, `name`, `size` (GB), `dataCenter`, `type`, `raw` |
@@ -85,6 +85,7 @@
 //! | 9 | provider error |
 //! | 10 | transport (network) |
 //! | 11 | conflict: another live node holds the session (see `docs/sessions.md`) |
+//! | 12 | incomplete listing: `ls --provider all` listed what it could, and at least one provider failed (one `error:` line each on stderr) |
 //! | 130, 143 | interrupted by SIGINT, SIGTERM (see below) |
 //!
 //! # Signals
@@ -141,7 +142,8 @@ pub(crate) struct Cli {
 /// Options every command takes.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct GlobalArgs {
-    /// Provider to use [default: `default_provider` from atlas.toml, else mock]
+    /// Provider to use [default: `default_provider` from atlas.toml, else mock]; `all`
+    /// (every configured provider) with `ls`
     #[arg(long, global = true, value_name = "NAME")]
     pub(crate) provider: Option<String>,
     /// API key for the provider (overrides atlas.toml and the env var). Visible to other
@@ -180,7 +182,8 @@ enum Command {
     Gpus(cmd::gpus::GpusArgs),
     /// Spawn compute (starts billing)
     Spawn(Box<cmd::compute::SpawnArgs>),
-    /// List compute
+    /// List compute (`--provider all`: every configured provider at once)
+    #[command(after_help = cmd::compute::LS_ALL_HELP)]
     Ls(cmd::compute::LsArgs),
     /// Show one compute
     Get(cmd::compute::IdArg),
@@ -190,7 +193,7 @@ enum Command {
     Start(cmd::compute::IdArg),
     /// Terminate compute (stops billing)
     Terminate(cmd::compute::IdArg),
-    /// Logs of compute (--follow until Ctrl-C); RunPod only
+    /// Logs of compute (--follow until Ctrl-C, or until a mock command ends); RunPod and the mock
     Logs(cmd::logs::LogsArgs),
     /// Serverless jobs (job ids are scoped to an endpoint)
     Job {
@@ -324,7 +327,7 @@ async fn dispatch(ctx: Context, command: Command) -> Result<ExitCode> {
         Command::Providers => cmd::providers::run(&ctx),
         Command::Gpus(a) => cmd::gpus::run(&ctx, a).await,
         Command::Spawn(a) => return cmd::compute::spawn(&ctx, *a).await,
-        Command::Ls(a) => cmd::compute::ls(&ctx, a).await,
+        Command::Ls(a) => return cmd::compute::ls(&ctx, a).await,
         Command::Get(a) => cmd::compute::get(&ctx, a).await,
         Command::Stop(a) => cmd::compute::act(&ctx, a, Action::Stop).await,
         Command::Start(a) => cmd::compute::act(&ctx, a, Action::Start).await,

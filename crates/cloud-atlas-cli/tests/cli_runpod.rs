@@ -524,12 +524,16 @@ fn refusals_are_one_line_with_their_exit_codes() {
     // Nothing listens here: every refusal below happens before a request is sent.
     let s = Sandbox::new("http://127.0.0.1:9");
 
-    let line = s.run(&["logs", "m-1"]).fails(7).to_string();
+    // The mock has logs (its commands' output): an unknown machine is not found.
+    s.run(&["logs", "m-1"]).fails(4);
+    let line = s
+        .run(&["logs", "m-1", "--provider", "lambda"])
+        .fails(7)
+        .to_string();
     assert!(
         line.contains("logs") && line.contains("--provider runpod"),
         "{line}"
     );
-    s.run(&["logs", "m-1", "--provider", "lambda"]).fails(7);
     s.run(&["logs", "m-1", "--provider", "nimbus"]).fails(2);
     let line = s
         .run(&with(RP, &["logs", POD, "--tail", "6000"]))

@@ -137,6 +137,7 @@ fn minimal(f: &Flag) -> Option<Vec<&'static str>> {
         ["url", "sign"] => vec!["/a/b?c=1"],
         ["fly", "deploy"] => vec!["--app", "atlas-test-app"],
         ["vast", "offers"] => vec![],
+        ["ls"] => vec![],
         _ => return None,
     };
     match (path.as_slice(), f.flag.as_str()) {

@@ -48,7 +48,10 @@ impl World {
         let mut c = atlas(self.dir.path(), args);
         c.env("ATLAS_DATABASE_URL", &self.url)
             .env("ATLAS_DATABASE_TABLE_PREFIX", &self.prefix)
-            .env("ATLAS_RECORD_KEY", "k3y-for-the-nodes-test-0123456789abcdef");
+            .env(
+                "ATLAS_RECORD_KEY",
+                "k3y-for-the-nodes-test-0123456789abcdef",
+            );
         c
     }
 

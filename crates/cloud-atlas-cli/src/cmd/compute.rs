@@ -27,7 +27,7 @@ use cloud_atlas::{
 use comfy_table::Cell;
 use serde::Serialize;
 
-use crate::context::Context;
+use crate::context::{Context, ALL_PROVIDERS};
 use crate::output::{or_dash, price, Out};
 use crate::signal::{Sig, Signals};
 use crate::wait::{self, Progress};
@@ -223,6 +223,16 @@ pub(crate) struct LsArgs {
     /// Only names starting with this
     #[arg(long, value_name = "PREFIX")]
     name_prefix: Option<String>,
+    /// Give up on a provider that has not answered after this long (with --provider
+    /// all, the others are still listed), 1s to 7d
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "30s",
+        value_parser = crate::flags::wait,
+        allow_hyphen_values = true
+    )]
+    timeout: Duration,
 }
 
 /// One compute id.
@@ -424,8 +434,11 @@ fn keep_secret(spawned: Option<AuthHandle>, later: Option<AuthHandle>) -> Option
     }
 }
 
+/// `atlas ls --help`, after the flags.
+pub(crate) const LS_ALL_HELP: &str = "With --provider all, every configured provider (the mock, and each one whose API key is set) is listed at once, in one table with a PROVIDER column; -o json prints one entry per provider: {\"provider\", \"ok\": true, \"machines\": [...]} or {\"provider\", \"ok\": false, \"error\": {\"kind\", \"message\", \"exit_code\"}}.\n\nA provider that fails is one `error:` line on stderr and the others are still listed. Exit codes: 0 when every provider answered (the listing is complete), 12 when at least one failed (the listing is incomplete); the usual codes for bad flags.";
+
 /// `atlas ls`.
-pub(crate) async fn ls(ctx: &Context, args: LsArgs) -> Result<()> {
+pub(crate) async fn ls(ctx: &Context, args: LsArgs) -> Result<ExitCode> {
     let mut filter = ListFilter::all();
     if let Some(s) = &args.status {
         filter = filter.with_status(parse_status(s)?);
@@ -433,9 +446,119 @@ pub(crate) async fn ls(ctx: &Context, args: LsArgs) -> Result<()> {
     if let Some(prefix) = &args.name_prefix {
         filter = filter.with_name_prefix(prefix.clone());
     }
+    if ctx.provider == ALL_PROVIDERS {
+        return ls_all(ctx, &filter, args.timeout).await;
+    }
     let p = ctx.provider()?;
-    let items = p.list(&filter).await?;
-    ctx.out.many(&items, list_table)
+    let items = list_within(&p, &filter, args.timeout).await?;
+    ctx.out.many(&items, list_table)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One provider's part of `atlas ls --provider all` (its JSON shape).
+#[derive(Debug, Serialize)]
+struct ProviderListing {
+    provider: &'static str,
+    /// Whether this provider answered.
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    machines: Option<Vec<Compute>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ListingError>,
+}
+
+/// Why a provider could not be listed.
+#[derive(Debug, Serialize)]
+struct ListingError {
+    kind: &'static str,
+    message: String,
+    /// The exit code `atlas --provider P ls` would have ended with.
+    exit_code: u8,
+}
+
+/// `atlas ls --provider all`: every configured provider concurrently.
+async fn ls_all(ctx: &Context, filter: &ListFilter, timeout: Duration) -> Result<ExitCode> {
+    let asked = ctx.configured()?;
+    let listings = futures::future::join_all(asked.into_iter().map(|(name, built)| async move {
+        let listed = match built {
+            Ok(p) => list_within(&p, filter, timeout).await,
+            Err(e) => Err(e),
+        };
+        match listed {
+            Ok(machines) => ProviderListing {
+                provider: name,
+                ok: true,
+                machines: Some(machines),
+                error: None,
+            },
+            Err(e) => {
+                let e = if e.provider().is_none() {
+                    e.with_provider(name)
+                } else {
+                    e
+                };
+                ProviderListing {
+                    provider: name,
+                    ok: false,
+                    machines: None,
+                    error: Some(ListingError {
+                        kind: e.kind().as_str(),
+                        message: crate::exit::one_line(&e.to_string()),
+                        exit_code: crate::exit::code(e.kind()),
+                    }),
+                }
+            }
+        }
+    }))
+    .await;
+    ctx.out.many(&listings, all_table)?;
+    let mut complete = true;
+    for l in &listings {
+        if let Some(e) = &l.error {
+            complete = false;
+            crate::exit::print_line(&format!("error: {}", e.message));
+        }
+    }
+    Ok(if complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(crate::exit::INCOMPLETE)
+    })
+}
+
+/// `p.list(filter)`, or `Timeout` when it has not answered within `timeout`.
+async fn list_within(p: &Checked, filter: &ListFilter, timeout: Duration) -> Result<Vec<Compute>> {
+    match tokio::time::timeout(timeout, p.list(filter)).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "no answer within {}; give it longer with --timeout",
+                humantime::format_duration(timeout)
+            ),
+        )
+        .with_provider(p.name().to_string())
+        .with_operation("list")),
+    }
+}
+
+fn all_table(out: &Out, listings: &[ProviderListing]) -> String {
+    let mut t = out.table(&[
+        "PROVIDER", "ID", "NAME", "STATUS", "GPU", "PRICE", "REGION", "URL",
+    ]);
+    for c in listings.iter().flat_map(|l| l.machines.iter().flatten()) {
+        t.add_row(vec![
+            Cell::new(&c.provider),
+            Cell::new(&c.id),
+            Cell::new(or_dash(c.name.as_deref())),
+            out.status_cell(c.status.as_str()),
+            Cell::new(gpu_text(c)),
+            Cell::new(price(c.cost_per_hour)),
+            Cell::new(or_dash(c.region.as_deref())),
+            Cell::new(endpoint_text(c)),
+        ]);
+    }
+    t.to_string()
 }
 
 /// `atlas get`.

@@ -3,11 +3,15 @@
 //! Without `--follow` it is a bounded read of the last lines (it returns after `--tail`
 //! lines, or when the provider sends nothing for a moment). With `--follow` new lines are
 //! printed as they come until Ctrl-C (exit 0) or until stdout's reader goes away.
-//! Providers without logs (every one but RunPod for now) answer `Unsupported`, exit 7.
+//! RunPod reads the pod-logs API; the mock cloud reads its machine's output file (what
+//! the command it runs on this host wrote; `--follow` ends when that command ends).
+//! Providers without logs (Lambda, Vast.ai, Fly.io: see `atlas fly logs`) answer
+//! `Unsupported`, exit 7.
 
 use std::io::Write;
 
 use clap::{Args, ValueEnum};
+use cloud_atlas::providers::mock::{self, Mock};
 use cloud_atlas::providers::runpod::{LogFollow, LogLine, LogQuery, LogSource};
 use cloud_atlas::{providers, Error, ErrorKind, Result};
 use futures::StreamExt;
@@ -74,6 +78,9 @@ impl LogsArgs {
 /// `atlas logs`.
 pub(crate) async fn run(ctx: &Context, args: LogsArgs) -> Result<()> {
     let query = args.query(ctx.out.format())?;
+    if ctx.provider == "mock" {
+        return mock_logs(ctx, &args, &query).await;
+    }
     if ctx.provider != runpod::NAME {
         if !providers::known().contains(&ctx.provider.as_str()) {
             // An unknown name: the registry's Validation error lists the known ones.
@@ -83,7 +90,7 @@ pub(crate) async fn run(ctx: &Context, args: LogsArgs) -> Result<()> {
             &ctx.provider,
             "logs",
             format!(
-                "cloud-atlas reads no log API of {}; `atlas logs` works with --provider runpod",
+                "cloud-atlas reads no log API of {}; `atlas logs` works with --provider runpod and --provider mock",
                 display_name(&ctx.provider)
             ),
         ));
@@ -99,6 +106,57 @@ pub(crate) async fn run(ctx: &Context, args: LogsArgs) -> Result<()> {
             lines.iter().map(text).collect::<Vec<_>>().join("\n")
         })
     }
+}
+
+/// `atlas logs` on the mock cloud: its machine's output file.
+async fn mock_logs(ctx: &Context, args: &LogsArgs, query: &LogQuery) -> Result<()> {
+    let cloud = Mock::from_config(&ctx.config, &ctx.settings("mock"))?;
+    // The mock has container output only: no system lines.
+    let system_only = query.source == Some(LogSource::System);
+    let format = ctx.out.format();
+    if args.follow {
+        if system_only {
+            return Ok(());
+        }
+        let mut lines = cloud.follow_logs(&args.id)?;
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut ctrl_c => return Ok(()),
+                item = lines.next() => match item {
+                    Some(Ok(l)) => {
+                        let s = match format {
+                            Format::Table => mock_text(&l),
+                            Format::Json | Format::Jsonl => to_json(&l, false)?,
+                        };
+                        if !print_line(&s)? {
+                            return Ok(());
+                        }
+                    }
+                    Some(Err(e)) => return Err(e),
+                    None => return Ok(()),
+                }
+            }
+        }
+    }
+    let tail = query.tail.unwrap_or(100) as usize;
+    let lines = if system_only {
+        // Still says NotFound for a machine that is gone.
+        cloud.process(&args.id)?;
+        Vec::new()
+    } else {
+        cloud.logs(&args.id, tail)?
+    };
+    ctx.out.many(&lines, |_, lines| {
+        lines.iter().map(mock_text).collect::<Vec<_>>().join("\n")
+    })
+}
+
+/// A mock line for people: the text as the command wrote it.
+fn mock_text(l: &mock::LogLine) -> String {
+    l.line.clone()
 }
 
 /// Print lines as they come until Ctrl-C, the end of the stream, or a closed stdout.
