@@ -478,7 +478,7 @@ fn out_of_stock_comes_from_the_config_and_bad_names_are_refused() {
     let load = |mock: &str| {
         let p = dir.path().join("atlas.toml");
         std::fs::write(&p, format!("[mock]\n{mock}\n")).unwrap();
-        let mut c = Config::load(Some(&p)).unwrap();
+        let mut c = Config::load(Some(&p))?;
         c.data_dir = dir.path().join("data");
         Mock::from_config(&c, &c.provider_settings("mock"))
     };
@@ -490,12 +490,16 @@ fn out_of_stock_comes_from_the_config_and_bad_names_are_refused() {
         .options
         .out_of_stock
         .is_empty());
-    for bad in ["out_of_stock = [\"warp-drive\"]", "out_of_stock = \"h100\""] {
-        let e = load(bad).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Validation, "{bad}");
-        assert!(e.message().starts_with("mock.out_of_stock"), "{e}");
-        assert!(e.message().contains("h100"), "{e}");
-    }
+    // A string is a list in its comma-separated form (as from the environment).
+    let m = load("out_of_stock = \"h100,l4\"").unwrap();
+    assert_eq!(m.inner.options.out_of_stock, [Gpu::H100, Gpu::L4]);
+    let e = load("out_of_stock = [\"warp-drive\"]").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Validation);
+    assert!(e.message().starts_with("mock.out_of_stock"), "{e}");
+    assert!(e.message().contains("h100"), "the allowed names: {e}");
+    let e = load("out_of_stock = 5").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Validation);
+    assert!(e.message().contains("out_of_stock"), "{e}");
 }
 
 #[tokio::test]
