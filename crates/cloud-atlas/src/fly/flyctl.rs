@@ -94,8 +94,22 @@ impl Flyctl {
     }
 
     /// Start `cmd`, turning a missing binary into a `NotFound` error naming it.
+    ///
+    /// "Text file busy" (`ETXTBSY`: the binary was just written, and a process forked
+    /// elsewhere in this program still holds it open for an instant) is retried a few
+    /// times before it counts as a failure.
     pub(crate) fn spawn(&self, cmd: &mut tokio::process::Command) -> Result<tokio::process::Child> {
-        cmd.spawn().map_err(|e| self.spawn_error(e))
+        const ETXTBSY: i32 = 26;
+        let mut tries = 0;
+        loop {
+            match cmd.spawn() {
+                Err(e) if e.raw_os_error() == Some(ETXTBSY) && tries < 5 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10 * tries));
+                }
+                r => return r.map_err(|e| self.spawn_error(e)),
+            }
+        }
     }
 
     fn spawn_error(&self, e: io::Error) -> Error {
