@@ -4,8 +4,9 @@
 //! - Per-request timeouts; retries with jittered exponential backoff, bounded in count and
 //!   total time, on transport errors, 408, 429 and 5xx, honouring `Retry-After`.
 //! - Every request declares its [`Idempotency`]; an [`Idempotency::Unsafe`] request (a
-//!   create) is replayed only when the connection never opened. Any other failure of an
-//!   unsafe request is marked [`Error::is_ambiguous`] and goes back to the caller.
+//!   create) is replayed only when the connection never opened or the provider declined
+//!   it with 429. Any other failure of an unsafe request, a 2xx body that cannot be
+//!   decoded included, is marked [`Error::is_ambiguous`] and goes back to the caller.
 //! - Redaction of the API key and secret-looking values in URLs, headers and bodies.
 //! - A `tracing` span and `metrics` counter + histogram per attempt ([`telemetry`]).
 
@@ -364,11 +365,16 @@ pub struct ApiResponse {
     /// Body.
     pub body: Bytes,
     redactor: Redactor,
+    /// The request was [`Idempotency::Unsafe`]: a body that cannot be decoded leaves
+    /// its effect unknown, so decode errors are marked [`Error::is_ambiguous`].
+    ambiguous_on_decode: bool,
 }
 
 impl ApiResponse {
     /// Decode the body as JSON; a failure is a `Provider` error naming the JSON path,
-    /// with the body (redacted) as `raw`.
+    /// with the body (redacted) as `raw`. For an [`Idempotency::Unsafe`] request (a
+    /// create) the failure is also [ambiguous](Error::is_ambiguous): the provider
+    /// answered 2xx, so the create may have happened, and the caller reconciles.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
         // Fast path without path tracking; decode again only to name the failing path.
         if let Ok(v) = serde_json::from_slice(&self.body) {
@@ -380,12 +386,19 @@ impl ApiResponse {
             let text = String::from_utf8_lossy(&self.body);
             // serde quotes the offending value, which may be anything the provider sent.
             let why = self.redactor.redact(&e.inner().to_string());
-            Error::new(
+            let err = Error::new(
                 ErrorKind::Provider,
                 format!("could not decode the response at `{path}`: {why}"),
             )
             .with_status(self.status)
-            .with_raw(self.redactor.redact(&text))
+            .with_raw(self.redactor.redact(&text));
+            if self.ambiguous_on_decode {
+                err.with_ambiguous().with_message_suffix(
+                    "; the provider accepted the request, so it may have taken effect",
+                )
+            } else {
+                err
+            }
         })
     }
     /// The body as text (lossy UTF-8).
@@ -600,6 +613,7 @@ impl<'a> ApiRequest<'a> {
                 headers,
                 body,
                 redactor: self.api.redactor(&self.query),
+                ambiguous_on_decode: !self.idempotency.replayable(),
             }),
             Err(e) => {
                 let timed_out = e.is_timeout();
@@ -752,9 +766,10 @@ impl<'a> ApiRequest<'a> {
                     err.kind(),
                     ErrorKind::Capacity | ErrorKind::Forbidden | ErrorKind::Validation
                 );
+                // A 429 is a refusal (nothing was done), so even a create may be sent again.
                 if retry::retryable_status(status)
                     && retryable_kind
-                    && self.idempotency.replayable()
+                    && (self.idempotency.replayable() || retry::declined(status))
                 {
                     Attempt::Retry {
                         err,

@@ -43,8 +43,9 @@ pub mod translate;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde_json::Value;
 
-use super::reconcile::{find_launch, keep_first, ReconcilePolicy};
+use super::reconcile::{create_once, no_id, Launch, Launched, Launches, ReconcilePolicy};
 use crate::auth::AuthHandle;
 use crate::config::ProviderSettings;
 use crate::error::{Error, ErrorKind, Result};
@@ -68,8 +69,7 @@ pub const FLY_APP_NAME_ENV: &str = "FLY_APP_NAME";
 pub struct FlyMachines {
     api: MachinesApi,
     app: Option<String>,
-    reconcile_attempts: u32,
-    reconcile_delay: Duration,
+    reconcile: ReconcilePolicy,
 }
 
 /// Builder for [`FlyMachines`].
@@ -79,8 +79,7 @@ pub struct FlyMachinesBuilder {
     app: Option<String>,
     retry: Option<RetryConfig>,
     limits: FlyLimits,
-    reconcile_attempts: Option<u32>,
-    reconcile_delay: Option<Duration>,
+    reconcile: Option<ReconcilePolicy>,
 }
 
 impl FlyMachines {
@@ -187,48 +186,51 @@ impl FlyMachines {
             Err(e) => Err(e),
         }
     }
+}
 
-    /// After an ambiguous create: look for the launch's machine, allowing for listing lag.
-    async fn reconcile(
-        &self,
-        app: &str,
-        req: &ComputeRequest,
-    ) -> Result<Option<serde_json::Value>> {
-        let name = req.launch_name();
-        let policy = ReconcilePolicy {
-            attempts: self.reconcile_attempts,
-            first_delay: self.reconcile_delay,
-        };
-        let mut found = find_launch(
-            policy,
-            || self.api.list(app, None),
-            |m: &serde_json::Value| {
-                let ours = m.get("name").and_then(|n| n.as_str()) == Some(name.as_str())
-                    || m.pointer("/config/metadata/atlas_launch_id")
-                        .and_then(|v| v.as_str())
-                        == Some(req.launch_id.as_str());
-                ours && !matches!(
-                    m.get("state").and_then(|s| s.as_str()),
-                    Some("destroyed" | "destroying")
-                )
-            },
+/// The machines of one launch in one app, for [`create_once`]: named
+/// `req.launch_name()` or carrying its launch id in metadata, oldest first.
+struct MachineLaunches<'a> {
+    api: &'a MachinesApi,
+    app: &'a str,
+    name: &'a str,
+    launch_id: &'a str,
+}
+
+#[async_trait]
+impl Launches for MachineLaunches<'_> {
+    type Machine = Value;
+    fn noun(&self) -> &'static str {
+        "machine"
+    }
+    async fn list(&self) -> Result<Vec<Value>> {
+        self.api.list(self.app, None).await
+    }
+    fn is_ours(&self, m: &Value) -> bool {
+        let ours = m.get("name").and_then(Value::as_str) == Some(self.name)
+            || m.pointer("/config/metadata/atlas_launch_id")
+                .and_then(Value::as_str)
+                == Some(self.launch_id);
+        ours && !matches!(
+            m.get("state").and_then(Value::as_str),
+            Some("destroyed" | "destroying")
         )
-        .await?;
+    }
+    fn id_of(&self, m: &Value) -> String {
+        m.get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    }
+    fn oldest_first(&self, found: &mut [Value]) {
         found.sort_by(|a, b| {
-            let ka = a.get("created_at").and_then(|v| v.as_str()).unwrap_or("");
-            let kb = b.get("created_at").and_then(|v| v.as_str()).unwrap_or("");
+            let ka = a.get("created_at").and_then(Value::as_str).unwrap_or("");
+            let kb = b.get("created_at").and_then(Value::as_str).unwrap_or("");
             ka.cmp(kb)
         });
-        let id_of = |m: &serde_json::Value| {
-            m.get("id")
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_string()
-        };
-        Ok(keep_first(NAME, found, id_of, |id| async move {
-            self.api.destroy(app, &id).await
-        })
-        .await)
+    }
+    async fn terminate(&self, id: String) -> Result<()> {
+        self.api.destroy(self.app, &id).await
     }
 }
 
@@ -292,8 +294,7 @@ impl FlyMachinesBuilder {
     /// How many listings, and the first pause between them, before an ambiguous create
     /// is concluded to have created nothing (default 4 listings from 500 ms, doubling).
     pub fn with_reconcile(mut self, attempts: u32, first_delay: Duration) -> FlyMachinesBuilder {
-        self.reconcile_attempts = Some(attempts.max(1));
-        self.reconcile_delay = Some(first_delay);
+        self.reconcile = Some(ReconcilePolicy::new(attempts, first_delay));
         self
     }
 
@@ -331,8 +332,9 @@ impl FlyMachinesBuilder {
         Ok(FlyMachines {
             api: MachinesApi::new(api, self.limits),
             app: self.app,
-            reconcile_attempts: self.reconcile_attempts.unwrap_or(4),
-            reconcile_delay: self.reconcile_delay.unwrap_or(Duration::from_millis(500)),
+            reconcile: self
+                .reconcile
+                .unwrap_or(ReconcilePolicy::new(4, Duration::from_millis(500))),
         })
     }
 }
@@ -381,29 +383,28 @@ impl Provider for FlyMachines {
         let app = self.app_for(req)?;
         validate_app(&app)?;
         self.ensure_app(&app, req).await?;
-        let (auth, mut env) = AuthHandle::mint(req.auth);
-        for (k, v) in &req.env {
-            env.entry(k.clone()).or_insert_with(|| v.clone());
-        }
+        let (auth, env) = AuthHandle::mint_for(req);
         let body = translate::create_body(req, &env)?;
-        let machine = match self.api.create(&app, body).await {
-            Ok(m) => m,
-            Err(e) if e.is_ambiguous() => {
-                tracing::warn!(provider = NAME, launch = %req.launch_name(), "ambiguous create; reconciling by listing");
-                match self.reconcile(&app, req).await? {
-                    Some(m) => m,
-                    None => {
-                        let msg = format!(
-                            "{}; no machine named {} appeared after {} listings, so nothing was created and a new spawn is safe",
-                            e.message(),
-                            req.launch_name(),
-                            self.reconcile_attempts
-                        );
-                        return Err(e.with_message(msg));
-                    }
-                }
+        let launch = Launch {
+            provider: NAME,
+            name: req.launch_name(),
+            policy: self.reconcile,
+        };
+        let launches = MachineLaunches {
+            api: &self.api,
+            app: &app,
+            name: &launch.name,
+            launch_id: &req.launch_id,
+        };
+        let create = async {
+            let m = self.api.create(&app, body).await?;
+            match m.get("id").and_then(Value::as_str) {
+                Some(id) if !id.is_empty() => Ok(m),
+                _ => Err(no_id(NAME, "machine", None)),
             }
-            Err(e) => return Err(e),
+        };
+        let machine = match create_once(&launch, &launches, create).await? {
+            Launched::Created(m) | Launched::Adopted(m) => m,
         };
         let mid = machine
             .get("id")

@@ -74,7 +74,7 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::reconcile::{find_launch, keep_first, ReconcilePolicy};
+use super::reconcile::{create_once, no_id, Launch, Launched, Launches, ReconcilePolicy};
 use crate::auth::{AuthHandle, Secret};
 use crate::config::{Config, ProviderSettings};
 use crate::error::{Error, ErrorKind, Result};
@@ -121,8 +121,7 @@ struct Inner {
     rest: Rest,
     serverless: RunPodServerless,
     catalog: Catalog,
-    reconcile_attempts: u32,
-    reconcile_delay: Duration,
+    reconcile: ReconcilePolicy,
 }
 
 /// Builder for [`RunPod`] (explicit calls > `atlas.toml` > env vars).
@@ -134,8 +133,7 @@ pub struct RunPodBuilder {
     catalog_ttl: Option<Duration>,
     catalog_ttl_raw: Option<String>,
     max_wait_raw: Option<String>,
-    reconcile_attempts: Option<u32>,
-    reconcile_delay: Option<Duration>,
+    reconcile: Option<ReconcilePolicy>,
     rate_limit_max_wait: Option<Duration>,
     poll: Option<PollConfig>,
 }
@@ -200,34 +198,46 @@ impl RunPod {
         self.pods().action(id, PodAction::Restart).await.map(|_| ())
     }
 
-    /// After an ambiguous create: find the launch's pod, allowing for listing lag.
-    async fn reconcile(&self, req: &ComputeRequest) -> Result<Option<Value>> {
-        let name = req.launch_name();
-        let pods = &self.pods();
-        let policy = ReconcilePolicy {
-            attempts: self.inner.reconcile_attempts,
-            first_delay: self.inner.reconcile_delay,
-        };
-        let mut found = find_launch(
-            policy,
-            || pods.list(false),
-            |p: &Value| {
-                p["name"].as_str() == Some(name.as_str())
-                    && p["status"].as_str() != Some("TERMINATED")
-            },
-        )
-        .await?;
+    fn launch(&self, req: &ComputeRequest) -> Launch {
+        Launch {
+            provider: NAME,
+            name: req.launch_name(),
+            policy: self.inner.reconcile,
+        }
+    }
+}
+
+/// The pods of one launch, for [`create_once`]: named `req.launch_name()`, oldest first.
+struct PodLaunches<'a> {
+    pods: PodsApi,
+    name: &'a str,
+}
+
+#[async_trait]
+impl Launches for PodLaunches<'_> {
+    type Machine = Value;
+    fn noun(&self) -> &'static str {
+        "pod"
+    }
+    async fn list(&self) -> Result<Vec<Value>> {
+        self.pods.list(false).await
+    }
+    fn is_ours(&self, p: &Value) -> bool {
+        p["name"].as_str() == Some(self.name) && p["status"].as_str() != Some("TERMINATED")
+    }
+    fn id_of(&self, p: &Value) -> String {
+        p["id"].as_str().unwrap_or_default().to_string()
+    }
+    fn oldest_first(&self, found: &mut [Value]) {
         found.sort_by(|a, b| {
             let ka = a["createdAt"].as_str().unwrap_or("");
             let kb = b["createdAt"].as_str().unwrap_or("");
             ka.cmp(kb)
                 .then_with(|| a["id"].as_str().cmp(&b["id"].as_str()))
         });
-        let id_of = |p: &Value| p["id"].as_str().unwrap_or_default().to_string();
-        Ok(keep_first(NAME, found, id_of, |id| async move {
-            pods.delete(&id).await.map(|_| ())
-        })
-        .await)
+    }
+    async fn terminate(&self, id: String) -> Result<()> {
+        self.pods.delete(&id).await
     }
 }
 
@@ -309,8 +319,7 @@ impl RunPodBuilder {
     /// How many listings, and the first pause between them, before an ambiguous create
     /// is concluded to have created nothing (default 4 listings from 1 s, doubling).
     pub fn with_reconcile(mut self, attempts: u32, first_delay: Duration) -> RunPodBuilder {
-        self.reconcile_attempts = Some(attempts.max(1));
-        self.reconcile_delay = Some(first_delay);
+        self.reconcile = Some(ReconcilePolicy::new(attempts, first_delay));
         self
     }
     /// The longest one request waits for the rate-limit gate (default 60 s).
@@ -371,8 +380,9 @@ impl RunPodBuilder {
                 catalog: Catalog::new(rest.clone(), catalog_ttl),
                 serverless: RunPodServerless::new(sl, self.poll.unwrap_or_default()),
                 rest,
-                reconcile_attempts: self.reconcile_attempts.unwrap_or(4),
-                reconcile_delay: self.reconcile_delay.unwrap_or(Duration::from_secs(1)),
+                reconcile: self
+                    .reconcile
+                    .unwrap_or(ReconcilePolicy::new(4, Duration::from_secs(1))),
             }),
         })
     }
@@ -474,38 +484,22 @@ impl Provider for RunPod {
     }
 
     async fn spawn(&self, req: &ComputeRequest) -> Result<Compute> {
-        let (auth, mut env) = AuthHandle::mint(req.auth);
-        for (k, v) in &req.env {
-            env.entry(k.clone()).or_insert_with(|| v.clone());
-        }
+        let (auth, env) = AuthHandle::mint_for(req);
         let body = translate::create_body(req, &env)?;
-        let pod = match self.pods().create(&body).await {
-            Ok(p) => p,
-            Err(e) if e.is_ambiguous() => {
-                tracing::warn!(provider = NAME, launch = %req.launch_name(), error = %e, "ambiguous create; reconciling by listing");
-                match self.reconcile(req).await {
-                    Ok(Some(p)) => p,
-                    Ok(None) => {
-                        let msg = format!(
-                            "{}; no pod named {} appeared after {} listings, so nothing was created and a new spawn is safe",
-                            e.message(),
-                            req.launch_name(),
-                            self.inner.reconcile_attempts
-                        );
-                        return Err(e.with_message(msg));
-                    }
-                    Err(list_err) => {
-                        let msg = format!(
-                            "{}; could not list pods to check whether {} was created ({}): check `atlas ls` before spawning again",
-                            e.message(),
-                            req.launch_name(),
-                            list_err.message()
-                        );
-                        return Err(e.with_message(msg));
-                    }
-                }
+        let name = req.launch_name();
+        let pods = PodLaunches {
+            pods: self.pods(),
+            name: &name,
+        };
+        let create = async {
+            let pod = pods.pods.create(&body).await?;
+            match pod["id"].as_str() {
+                Some(id) if !id.is_empty() => Ok(pod),
+                _ => Err(no_id(NAME, "pod", None)),
             }
-            Err(e) => return Err(e),
+        };
+        let pod = match create_once(&self.launch(req), &pods, create).await? {
+            Launched::Created(p) | Launched::Adopted(p) => p,
         };
         let mut c = translate::compute(&pod);
         c.auth = auth;

@@ -101,7 +101,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use super::reconcile::{find_launch, keep_first, ReconcilePolicy};
+use super::reconcile::{create_once, Launch, Launched, Launches, ReconcilePolicy};
 use crate::auth::{AuthHandle, Secret};
 use crate::config::ProviderSettings;
 use crate::error::{Error, ErrorKind, Result};
@@ -134,22 +134,18 @@ pub struct Vast {
 #[derive(Debug, Clone, Copy)]
 struct Tuning {
     max_offer_attempts: usize,
-    reconcile_attempts: u32,
-    reconcile_delay: Duration,
+    reconcile: ReconcilePolicy,
     spot_checks: u32,
     spot_check_interval: Duration,
-    rent_rate_retries: u32,
 }
 
 impl Default for Tuning {
     fn default() -> Tuning {
         Tuning {
             max_offer_attempts: 3,
-            reconcile_attempts: 4,
-            reconcile_delay: Duration::from_secs(1),
+            reconcile: ReconcilePolicy::new(4, Duration::from_secs(1)),
             spot_checks: 3,
             spot_check_interval: Duration::from_secs(2),
-            rent_rate_retries: 3,
         }
     }
 }
@@ -224,66 +220,12 @@ impl Vast {
         Ok(())
     }
 
-    async fn rent(&self, offer_id: u64, body: Value) -> Result<u64> {
-        let mut attempt = 0;
-        loop {
-            match self.instances.rent(offer_id, body.clone()).await {
-                // A 429 means Vast refused the request: nothing was created, so it may be
-                // sent again after the pause (bounded).
-                Err(e)
-                    if e.kind() == ErrorKind::RateLimited
-                        && !e.is_ambiguous()
-                        && attempt < self.tuning.rent_rate_retries =>
-                {
-                    attempt += 1;
-                    let pause = e.retry_after().unwrap_or(error::RATE_LIMIT_PAUSE) * attempt;
-                    tracing::debug!(
-                        provider = NAME,
-                        offer = offer_id,
-                        ?pause,
-                        "rent rate-limited; waiting"
-                    );
-                    tokio::time::sleep(pause).await;
-                }
-                other => return other,
-            }
+    fn launch(&self, req: &ComputeRequest) -> Launch {
+        Launch {
+            provider: NAME,
+            name: req.launch_name(),
+            policy: self.tuning.reconcile,
         }
-    }
-
-    /// After an ambiguous rent: the launch's instance, if Vast created one.
-    ///
-    /// `Ok(None)` only when at least one complete listing found nothing; when every
-    /// listing failed, the last listing error (nothing can be concluded).
-    async fn reconcile(&self, req: &ComputeRequest) -> Result<Option<Value>> {
-        let label = req.launch_name();
-        let filter = json!({"label": {"eq": label}});
-        let policy = ReconcilePolicy {
-            attempts: self.tuning.reconcile_attempts,
-            first_delay: self.tuning.reconcile_delay,
-        };
-        let mut found = find_launch(
-            policy,
-            || self.instances.list_all(Some(&filter)),
-            |i: &Value| {
-                i.get("label").and_then(Value::as_str) == Some(label.as_str())
-                    && translate::status(i) != ComputeStatus::Terminated
-            },
-        )
-        .await?;
-        found.sort_by_key(|i| i.get("id").and_then(Value::as_u64).unwrap_or(u64::MAX));
-        let id_of = |i: &Value| {
-            i.get("id")
-                .and_then(Value::as_u64)
-                .unwrap_or_default()
-                .to_string()
-        };
-        Ok(keep_first(NAME, found, id_of, |id| async move {
-            match id.parse::<u64>() {
-                Ok(n) => self.instances.destroy(n).await.map(|_| ()),
-                Err(_) => Ok(()),
-            }
-        })
-        .await)
     }
 
     /// The rented instance as seen right after the rent. For spot, an instance that
@@ -378,6 +320,44 @@ impl Vast {
     }
 }
 
+/// The instances of one launch, for [`create_once`]: labelled `req.launch_name()`
+/// (filtered server-side too), lowest id first.
+struct InstanceLaunches<'a> {
+    instances: &'a InstancesApi,
+    label: &'a str,
+    filter: Value,
+}
+
+#[async_trait]
+impl Launches for InstanceLaunches<'_> {
+    type Machine = Value;
+    fn noun(&self) -> &'static str {
+        "instance"
+    }
+    async fn list(&self) -> Result<Vec<Value>> {
+        self.instances.list_all(Some(&self.filter)).await
+    }
+    fn is_ours(&self, i: &Value) -> bool {
+        i.get("label").and_then(Value::as_str) == Some(self.label)
+            && translate::status(i) != ComputeStatus::Terminated
+    }
+    fn id_of(&self, i: &Value) -> String {
+        i.get("id")
+            .and_then(Value::as_u64)
+            .unwrap_or_default()
+            .to_string()
+    }
+    fn oldest_first(&self, found: &mut [Value]) {
+        found.sort_by_key(|i| i.get("id").and_then(Value::as_u64).unwrap_or(u64::MAX));
+    }
+    async fn terminate(&self, id: String) -> Result<()> {
+        match id.parse::<u64>() {
+            Ok(n) => self.instances.destroy(n).await,
+            Err(_) => Ok(()),
+        }
+    }
+}
+
 impl VastBuilder {
     /// Settings from the environment (`VAST_API_KEY`, `ATLAS_VAST_BASE_URL`).
     pub fn from_env() -> VastBuilder {
@@ -439,8 +419,7 @@ impl VastBuilder {
     /// Listings, and the first pause between them, before an ambiguous rent is
     /// concluded to have created nothing (default 4 from 1 s, doubling).
     pub fn with_reconcile(mut self, attempts: u32, first_delay: Duration) -> VastBuilder {
-        self.tuning.reconcile_attempts = attempts.max(1);
-        self.tuning.reconcile_delay = first_delay;
+        self.tuning.reconcile = ReconcilePolicy::new(attempts, first_delay);
         self
     }
 
@@ -529,10 +508,7 @@ impl Provider for Vast {
             ));
         }
         let query = OfferQuery::for_request(req)?;
-        let (auth, mut env) = AuthHandle::mint(req.auth);
-        for (k, v) in &req.env {
-            env.entry(k.clone()).or_insert_with(|| v.clone());
-        }
+        let (auth, env) = AuthHandle::mint_for(req);
         // Validate what can be validated before spending a search.
         translate::runtype(req)?;
         self.check_no_account_key(&translate::create_body(req, &env, None)?)?;
@@ -550,6 +526,12 @@ impl Provider for Vast {
             .with_provider(NAME)
             .with_operation("spawn"));
         }
+        let label = req.launch_name();
+        let launches = InstanceLaunches {
+            instances: &self.instances,
+            label: &label,
+            filter: json!({"label": {"eq": label}}),
+        };
         let mut reasons: Vec<String> = Vec::new();
         for offer in offers.iter().take(self.tuning.max_offer_attempts) {
             let bid = if req.spot {
@@ -559,42 +541,17 @@ impl Provider for Vast {
             };
             let body = translate::create_body(req, &env, bid)?;
             self.check_no_account_key(&body)?;
-            let (id, seen) = match self.rent(offer.id, body).await {
-                Ok(id) => (id, None),
+            let rent = self.instances.rent(offer.id, body);
+            let (id, seen) = match create_once(&self.launch(req), &launches, rent).await {
+                Ok(Launched::Created(id)) => (id, None),
+                Ok(Launched::Adopted(inst)) => {
+                    let id = inst.get("id").and_then(Value::as_u64).unwrap_or_default();
+                    (id, Some(inst))
+                }
                 Err(e) if error::is_offer_gone(&e) => {
                     tracing::info!(provider = NAME, offer = offer.id, reason = %e.message(), "offer gone; trying the next");
                     reasons.push(format!("offer {}: {}", offer.id, e.message()));
                     continue;
-                }
-                Err(e) if e.is_ambiguous() => {
-                    tracing::warn!(provider = NAME, launch = %req.launch_name(), "ambiguous rent; reconciling by listing");
-                    let found = match self.reconcile(req).await {
-                        Ok(found) => found,
-                        Err(list_err) => {
-                            let msg = format!(
-                                "{}; listing to check for an instance labelled {} failed too ({}), so one may exist: run `atlas ls --provider vast` before spawning again",
-                                e.message(),
-                                req.launch_name(),
-                                list_err.message()
-                            );
-                            return Err(e.with_message(msg));
-                        }
-                    };
-                    match found {
-                        Some(inst) => {
-                            let id = inst.get("id").and_then(Value::as_u64).unwrap_or_default();
-                            (id, Some(inst))
-                        }
-                        None => {
-                            let msg = format!(
-                                "{}; no instance labelled {} appeared after {} listings, so nothing was rented and a new spawn is safe",
-                                e.message(),
-                                req.launch_name(),
-                                self.tuning.reconcile_attempts
-                            );
-                            return Err(e.with_message(msg));
-                        }
-                    }
                 }
                 Err(e) => return Err(e),
             };
