@@ -338,6 +338,57 @@ async fn an_unsafe_post_answered_500_is_not_replayed() {
 }
 
 #[tokio::test]
+async fn an_unsafe_post_answered_2xx_with_an_undecodable_body_is_ambiguous() {
+    let s = QueueServer::start([
+        Action::json(201, r#"{"id": "t-1", "count": "#),
+        Action::json(201, THING),
+    ])
+    .await;
+    let e = client(&s)
+        .post("/v1/pods")
+        .body(json!({"name": "atlas-1"}))
+        .operation("spawn")
+        .json::<Thing>()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Provider, "{e}");
+    assert!(e.is_ambiguous(), "a 2xx may have created the pod: {e:?}");
+    assert!(e.message().contains("may have taken effect"), "{e}");
+    assert_eq!(s.count(), 1, "the create was not replayed");
+    // The same body on a read is a plain decode error.
+    let s = QueueServer::start([Action::json(200, r#"{"id": "t-1", "count": "#)]).await;
+    let e = client(&s)
+        .get("/v1/pods/t-1")
+        .json::<Thing>()
+        .await
+        .unwrap_err();
+    assert!(!e.is_ambiguous(), "{e:?}");
+}
+
+#[tokio::test]
+async fn an_unsafe_post_declined_with_429_is_sent_again_after_retry_after() {
+    let s = QueueServer::start([
+        Action::json_with(429, ("retry-after", "1"), r#"{"error":"slow down"}"#),
+        Action::json(201, THING),
+    ])
+    .await;
+    let t: Thing = client(&s)
+        .post("/v1/pods")
+        .body(json!({"name": "atlas-1"}))
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(t.id, "t-1");
+    let got = s.received();
+    assert_eq!(
+        got.len(),
+        2,
+        "a 429 created nothing, so the create is sent again"
+    );
+    assert!(got[1].at - got[0].at >= Duration::from_millis(900));
+}
+
+#[tokio::test]
 async fn an_unsafe_post_whose_connection_drops_is_not_replayed() {
     let s = QueueServer::start([Action::Drop, Action::json(201, THING)]).await;
     let e = client(&s)

@@ -6,8 +6,8 @@
 //! billing machine. Every provider therefore names each launch uniquely
 //! ([`ComputeRequest::launch_name`](crate::ComputeRequest::launch_name)) and sends its
 //! create through [`create_once`], which on an [ambiguous](crate::Error::is_ambiguous)
-//! failure lists the provider's machines ([`Launches`]) for that name. This is the one
-//! copy of that step for every provider.
+//! failure lists the provider's machines, as [`Compute`], for that name or the launch
+//! id label. This is the one copy of that step for every provider.
 //!
 //! # Guarantees
 //! - The create is sent once; the HTTP layer replays it only when nothing reached the
@@ -25,9 +25,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use async_trait::async_trait;
-
 use crate::error::{Error, ErrorKind, Result};
+use crate::provider::Provider;
+use crate::spec::{Compute, ComputeRequest, ComputeStatus, ListFilter, LAUNCH_ID_LABEL};
 
 /// How hard to look for a launch's machine after an ambiguous create.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,52 +52,98 @@ impl ReconcilePolicy {
 #[derive(Debug, Clone)]
 pub(crate) struct Launch {
     /// The provider's name (`runpod`).
-    pub(crate) provider: &'static str,
-    /// [`ComputeRequest::launch_name`](crate::ComputeRequest::launch_name).
-    pub(crate) name: String,
+    provider: &'static str,
+    /// What the provider calls a machine in messages: `pod`, `instance`, `machine`.
+    noun: &'static str,
+    /// [`ComputeRequest::launch_name`].
+    name: String,
+    /// [`ComputeRequest::launch_id`].
+    launch_id: String,
     /// Listings and pauses.
-    pub(crate) policy: ReconcilePolicy,
+    policy: ReconcilePolicy,
+    /// What [`create_once_listed`] asks the provider to list.
+    filter: ListFilter,
+}
+
+impl Launch {
+    /// The launch of `req` on `provider`, whose machines are called `noun`s.
+    pub(crate) fn new(
+        provider: &'static str,
+        noun: &'static str,
+        req: &ComputeRequest,
+        policy: ReconcilePolicy,
+    ) -> Launch {
+        Launch {
+            provider,
+            noun,
+            name: req.launch_name(),
+            launch_id: req.launch_id.clone(),
+            policy,
+            filter: ListFilter::all(),
+        }
+    }
+
+    /// List only the launch's name (for a provider that filters names server-side and
+    /// whose full listing is slow); by default everything is listed, so a machine
+    /// carrying the launch id under another name is found too.
+    pub(crate) fn by_name(mut self) -> Launch {
+        self.filter = ListFilter::all().with_name(self.name.clone());
+        self
+    }
+
+    /// Whether `c` was made by this launch (its name or launch-id label) and is not gone.
+    fn is_ours(&self, c: &Compute) -> bool {
+        (c.name.as_deref() == Some(self.name.as_str())
+            || c.labels.get(LAUNCH_ID_LABEL) == Some(&self.launch_id))
+            && c.status != ComputeStatus::Terminated
+    }
 }
 
 /// What [`create_once`] ended with.
 #[derive(Debug)]
-pub(crate) enum Launched<C, M> {
+pub(crate) enum Launched<C> {
     /// The create answered with the new machine.
     Created(C),
     /// The create's outcome was unknown; the listing found the launch's machine.
-    Adopted(M),
+    Adopted(Box<Compute>),
 }
 
-/// How one provider finds the machines of a launch.
-#[async_trait]
-pub(crate) trait Launches: Sync {
-    /// A listed machine (native JSON, or a [`Compute`](crate::Compute)).
-    type Machine: Send;
-    /// What the provider calls a machine in messages: `pod`, `instance`, `machine`.
-    fn noun(&self) -> &'static str;
-    /// Every machine the launch's could be among (a failure fails the whole listing).
-    async fn list(&self) -> Result<Vec<Self::Machine>>;
-    /// Whether `m` was made by this launch and is not gone.
-    fn is_ours(&self, m: &Self::Machine) -> bool;
-    /// The provider's id of `m`.
-    fn id_of(&self, m: &Self::Machine) -> String;
-    /// Order `found` oldest first (default: as listed).
-    fn oldest_first(&self, _found: &mut [Self::Machine]) {}
-    /// Terminate an extra machine of the launch.
-    async fn terminate(&self, id: String) -> Result<()>;
+/// [`create_once`], listing and terminating through `provider` itself.
+///
+/// # Errors
+/// As [`create_once`].
+pub(crate) async fn create_once_listed<C, P: Provider + ?Sized>(
+    provider: &P,
+    launch: &Launch,
+    create: impl Future<Output = Result<C>>,
+) -> Result<Launched<C>> {
+    create_once(
+        launch,
+        create,
+        || provider.list(&launch.filter),
+        |id| async move { provider.terminate(&id).await },
+    )
+    .await
 }
 
-/// Send `create` once; on an ambiguous failure look for `launch` with `machines`.
+/// Send `create` once; on an ambiguous failure look for `launch` among what `list`
+/// returns (the provider's machines as [`Compute`]), terminating extra machines of the
+/// launch with `terminate(id)`.
 ///
 /// # Errors
 /// A failure that is not ambiguous, as it is. An ambiguous one that the listings could
 /// not resolve: the create error, still [ambiguous](Error::is_ambiguous), its message
 /// extended by [`explain`].
-pub(crate) async fn create_once<C, L: Launches>(
+pub(crate) async fn create_once<C, LF, TF>(
     launch: &Launch,
-    machines: &L,
     create: impl Future<Output = Result<C>>,
-) -> Result<Launched<C, L::Machine>> {
+    list: impl FnMut() -> LF,
+    terminate: impl Fn(String) -> TF,
+) -> Result<Launched<C>>
+where
+    LF: Future<Output = Result<Vec<Compute>>>,
+    TF: Future<Output = Result<()>>,
+{
     let err = match create.await {
         Ok(c) => return Ok(Launched::Created(c)),
         Err(e) if !e.is_ambiguous() => return Err(e),
@@ -105,27 +151,22 @@ pub(crate) async fn create_once<C, L: Launches>(
     };
     let provider = launch.provider;
     tracing::warn!(provider, launch = %launch.name, error = %err, "create outcome unknown; looking for the launch by listing");
-    let found = find_launch(launch.policy, || machines.list(), |m| machines.is_ours(m)).await;
-    match found {
-        Ok(mut found) if !found.is_empty() => {
-            machines.oldest_first(&mut found);
-            let kept = keep_first(
-                provider,
-                found,
-                |m| machines.id_of(m),
-                |id| machines.terminate(id),
-            )
-            .await;
-            match kept {
-                Some(m) => {
-                    tracing::warn!(provider, launch = %launch.name, compute.id = %machines.id_of(&m), "the create did happen: adopting the machine found by listing");
-                    Ok(Launched::Adopted(m))
+    match find_launch(launch.policy, list, |c| launch.is_ours(c)).await {
+        Ok(mut found) => {
+            // Oldest first; a machine without a creation time after those with one.
+            found.sort_by(|a, b| {
+                let key = |c: &Compute| (c.created_at.is_none(), c.created_at, c.id.clone());
+                key(a).cmp(&key(b))
+            });
+            match keep_first(provider, found, |c| c.id.clone(), terminate).await {
+                Some(c) => {
+                    tracing::warn!(provider, launch = %launch.name, compute.id = %c.id, "the create did happen: adopting the machine found by listing");
+                    Ok(Launched::Adopted(Box::new(c)))
                 }
-                None => Err(explain(err, launch, machines.noun(), None)),
+                None => Err(explain(err, launch, None)),
             }
         }
-        Ok(_) => Err(explain(err, launch, machines.noun(), None)),
-        Err(list_err) => Err(explain(err, launch, machines.noun(), Some(&list_err))),
+        Err(list_err) => Err(explain(err, launch, Some(&list_err))),
     }
 }
 
@@ -133,13 +174,8 @@ pub(crate) async fn create_once<C, L: Launches>(
 /// ambiguity kept) with what the listing showed appended. `list_err` is `None` when a
 /// listing succeeded and found nothing (a new spawn is safe), else the listing failure
 /// (the outcome is unknown).
-pub(crate) fn explain(
-    create_err: Error,
-    launch: &Launch,
-    noun: &str,
-    list_err: Option<&Error>,
-) -> Error {
-    let name = &launch.name;
+pub(crate) fn explain(create_err: Error, launch: &Launch, list_err: Option<&Error>) -> Error {
+    let (name, noun) = (&launch.name, launch.noun);
     let tail = match list_err {
         None => format!(
             "; no {noun} named {name} appeared after {} listings, so nothing was created and a new spawn is safe",
@@ -243,6 +279,164 @@ mod tests {
         attempts: 3,
         first_delay: Duration::from_millis(1),
     };
+
+    /// Machines as a provider lists them; listing fails while `down`.
+    struct Fake {
+        machines: Vec<Compute>,
+        down: bool,
+        lists: AtomicU32,
+        killed: std::sync::Mutex<Vec<String>>,
+    }
+
+    fn machine(id: &str, name: &str, created_secs: Option<i64>) -> Compute {
+        let mut c = Compute::new(id, "t", ComputeStatus::Running);
+        c.name = Some(name.to_string());
+        c.created_at = created_secs.and_then(|s| chrono::DateTime::from_timestamp(s, 0));
+        c
+    }
+
+    impl Fake {
+        fn new(machines: Vec<Compute>, down: bool) -> Fake {
+            Fake {
+                machines,
+                down,
+                lists: AtomicU32::new(0),
+                killed: std::sync::Mutex::new(Vec::new()),
+            }
+        }
+
+        async fn create_once(&self, create: Result<()>) -> Result<Launched<()>> {
+            create_once(
+                &launch(),
+                async { create },
+                || async {
+                    self.lists.fetch_add(1, Ordering::SeqCst);
+                    if self.down {
+                        return Err(Error::new(ErrorKind::Transport, "listing is down"));
+                    }
+                    Ok(self.machines.clone())
+                },
+                |id| async move {
+                    self.killed.lock().unwrap().push(id);
+                    Ok(())
+                },
+            )
+            .await
+        }
+    }
+
+    fn request() -> ComputeRequest {
+        ComputeRequest::builder()
+            .image("img")
+            .cpus(1)
+            .launch_id("0123456789ab")
+            .build()
+            .unwrap()
+    }
+
+    fn launch() -> Launch {
+        Launch::new("t", "pod", &request(), FAST)
+    }
+
+    fn timed_out() -> Error {
+        Error::new(ErrorKind::Timeout, "create timed out")
+            .with_status(504)
+            .with_ambiguous()
+    }
+
+    #[tokio::test]
+    async fn a_clear_failure_is_returned_without_listing() {
+        let fake = Fake::new(vec![], false);
+        let e = fake
+            .create_once(Err(Error::new(ErrorKind::Capacity, "sold out")))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Capacity);
+        assert_eq!(e.message(), "sold out");
+        assert_eq!(fake.lists.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn an_ambiguous_create_adopts_the_oldest_machine_found() {
+        let name = request().launch_name();
+        let mut by_label = machine("c", "renamed", Some(20));
+        by_label
+            .labels
+            .insert(LAUNCH_ID_LABEL.into(), "0123456789ab".into());
+        let mut gone = machine("d", &name, Some(1));
+        gone.status = ComputeStatus::Terminated;
+        let fake = Fake::new(
+            vec![
+                machine("x", "other", Some(0)),
+                machine("b", &name, None),
+                by_label,
+                machine("a", &name, Some(10)),
+                gone,
+            ],
+            false,
+        );
+        let got = fake.create_once(Err(timed_out())).await.unwrap();
+        let Launched::Adopted(c) = got else {
+            panic!("not adopted: {got:?}")
+        };
+        assert_eq!(c.id, "a", "the oldest is kept");
+        assert_eq!(
+            *fake.killed.lock().unwrap(),
+            vec!["c".to_string(), "b".to_string()],
+            "the others of the launch are terminated, oldest first"
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_found_keeps_the_create_error_and_says_a_new_spawn_is_safe() {
+        let fake = Fake::new(vec![machine("x", "other", None)], false);
+        let e = fake.create_once(Err(timed_out())).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout);
+        assert_eq!(e.status(), Some(504));
+        assert!(e.is_ambiguous());
+        assert_eq!(
+            e.message(),
+            format!(
+                "create timed out; no pod named {} appeared after 3 listings, so nothing was created and a new spawn is safe",
+                request().launch_name()
+            )
+        );
+        assert_eq!(fake.lists.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_failed_listing_keeps_the_create_error_and_says_the_outcome_is_unknown() {
+        let fake = Fake::new(vec![], true);
+        let e = fake.create_once(Err(timed_out())).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout, "the create error is kept");
+        assert!(e.is_ambiguous());
+        let m = e.message();
+        assert!(m.starts_with("create timed out; "), "{m}");
+        assert!(m.contains("is unknown"), "{m}");
+        assert!(m.contains("listing is down"), "{m}");
+        assert!(
+            m.contains(&request().launch_name()),
+            "names the launch: {m}"
+        );
+        assert!(m.contains("atlas ls --provider t"), "{m}");
+        assert!(!m.contains("safe"), "{m}");
+    }
+
+    #[tokio::test]
+    async fn a_created_machine_is_returned_without_listing() {
+        let fake = Fake::new(vec![], true);
+        let got = fake.create_once(Ok(())).await.unwrap();
+        assert!(matches!(got, Launched::Created(())));
+        assert_eq!(fake.lists.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_create_without_an_id_is_ambiguous() {
+        let e = no_id("t", "machine", Some("queued"));
+        assert!(e.is_ambiguous());
+        assert_eq!(e.kind(), ErrorKind::Provider);
+        assert!(e.message().contains("no machine id (queued)"), "{e}");
+    }
 
     #[tokio::test]
     async fn lag_then_found() {

@@ -45,7 +45,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::reconcile::{create_once, no_id, Launch, Launched, Launches, ReconcilePolicy};
+use super::reconcile::{create_once, no_id, Launch, Launched, ReconcilePolicy};
 use crate::auth::AuthHandle;
 use crate::config::ProviderSettings;
 use crate::error::{Error, ErrorKind, Result};
@@ -188,49 +188,19 @@ impl FlyMachines {
     }
 }
 
-/// The machines of one launch in one app, for [`create_once`]: named
-/// `req.launch_name()` or carrying its launch id in metadata, oldest first.
-struct MachineLaunches<'a> {
-    api: &'a MachinesApi,
-    app: &'a str,
-    name: &'a str,
-    launch_id: &'a str,
-}
-
-#[async_trait]
-impl Launches for MachineLaunches<'_> {
-    type Machine = Value;
-    fn noun(&self) -> &'static str {
-        "machine"
-    }
-    async fn list(&self) -> Result<Vec<Value>> {
-        self.api.list(self.app, None).await
-    }
-    fn is_ours(&self, m: &Value) -> bool {
-        let ours = m.get("name").and_then(Value::as_str) == Some(self.name)
-            || m.pointer("/config/metadata/atlas_launch_id")
-                .and_then(Value::as_str)
-                == Some(self.launch_id);
-        ours && !matches!(
-            m.get("state").and_then(Value::as_str),
-            Some("destroyed" | "destroying")
-        )
-    }
-    fn id_of(&self, m: &Value) -> String {
-        m.get("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    }
-    fn oldest_first(&self, found: &mut [Value]) {
-        found.sort_by(|a, b| {
-            let ka = a.get("created_at").and_then(Value::as_str).unwrap_or("");
-            let kb = b.get("created_at").and_then(Value::as_str).unwrap_or("");
-            ka.cmp(kb)
-        });
-    }
-    async fn terminate(&self, id: String) -> Result<()> {
-        self.api.destroy(self.app, &id).await
+impl FlyMachines {
+    /// The machines of `app` matching `filter` (destroyed ones left out).
+    async fn list_app(&self, app: &str, filter: &ListFilter) -> Result<Vec<Compute>> {
+        let all = self.api.list(app, None).await?;
+        Ok(all
+            .iter()
+            .map(|m| {
+                let mid = m.get("id").and_then(|v| v.as_str()).unwrap_or_default();
+                translate::compute(app, self.external_id(app, mid), m)
+            })
+            .filter(|c| c.status != crate::spec::ComputeStatus::Terminated)
+            .filter(|c| filter.matches(c))
+            .collect())
     }
 }
 
@@ -385,17 +355,7 @@ impl Provider for FlyMachines {
         self.ensure_app(&app, req).await?;
         let (auth, env) = AuthHandle::mint_for(req);
         let body = translate::create_body(req, &env)?;
-        let launch = Launch {
-            provider: NAME,
-            name: req.launch_name(),
-            policy: self.reconcile,
-        };
-        let launches = MachineLaunches {
-            api: &self.api,
-            app: &app,
-            name: &launch.name,
-            launch_id: &req.launch_id,
-        };
+        let launch = Launch::new(NAME, "machine", req, self.reconcile);
         let create = async {
             let m = self.api.create(&app, body).await?;
             match m.get("id").and_then(Value::as_str) {
@@ -403,15 +363,17 @@ impl Provider for FlyMachines {
                 _ => Err(no_id(NAME, "machine", None)),
             }
         };
-        let machine = match create_once(&launch, &launches, create).await? {
-            Launched::Created(m) | Launched::Adopted(m) => m,
+        // The launch's app, which need not be the default one `list` shows.
+        let everything = ListFilter::all();
+        let list = || self.list_app(&app, &everything);
+        let terminate = |id: String| async move { self.terminate(&id).await };
+        let mut c = match create_once(&launch, create, list, terminate).await? {
+            Launched::Created(m) => {
+                let mid = m.get("id").and_then(Value::as_str).unwrap_or_default();
+                translate::compute(&app, self.external_id(&app, mid), &m)
+            }
+            Launched::Adopted(c) => *c,
         };
-        let mid = machine
-            .get("id")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_string();
-        let mut c = translate::compute(&app, self.external_id(&app, &mid), &machine);
         c.auth = auth;
         Ok(c)
     }
@@ -431,16 +393,7 @@ impl Provider for FlyMachines {
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Compute>> {
         let app = self.default_app()?.to_string();
-        let all = self.api.list(&app, None).await?;
-        Ok(all
-            .iter()
-            .map(|m| {
-                let mid = m.get("id").and_then(|v| v.as_str()).unwrap_or_default();
-                translate::compute(&app, self.external_id(&app, mid), m)
-            })
-            .filter(|c| c.status != crate::spec::ComputeStatus::Terminated)
-            .filter(|c| filter.matches(c))
-            .collect())
+        self.list_app(&app, filter).await
     }
 
     async fn stop(&self, id: &str) -> Result<()> {

@@ -68,7 +68,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::reconcile::{create_once, Launch, Launched, Launches, ReconcilePolicy};
+use super::reconcile::{create_once_listed, Launch, Launched, ReconcilePolicy};
 use crate::auth::AuthHandle;
 use crate::config::ProviderSettings;
 use crate::error::{Error, ErrorKind, Result};
@@ -216,18 +216,9 @@ impl Lambda {
         body: Value,
         target: &translate::LaunchTarget,
     ) -> Result<String> {
-        let launch = Launch {
-            provider: NAME,
-            name: req.launch_name(),
-            policy: self.reconcile,
-        };
-        let launches = InstanceLaunches {
-            instances: &self.instances,
-            name: &launch.name,
-            launch_id: &req.launch_id,
-        };
+        let launch = Launch::new(NAME, "instance", req, self.reconcile);
         let launched = self.instances.launch(body);
-        match create_once(&launch, &launches, launched).await {
+        match create_once_listed(self, &launch, launched).await {
             Ok(Launched::Created(ids)) => Ok(ids[0].clone()),
             Ok(Launched::Adopted(c)) => Ok(c.id),
             Err(e) if e.kind() == ErrorKind::Capacity => {
@@ -242,43 +233,6 @@ impl Lambda {
             }
             Err(e) => Err(e),
         }
-    }
-}
-
-/// The instances of one launch, for [`create_once`]: named `req.launch_name()` or
-/// tagged with its launch id.
-struct InstanceLaunches<'a> {
-    instances: &'a InstancesApi,
-    name: &'a str,
-    launch_id: &'a str,
-}
-
-#[async_trait]
-impl Launches for InstanceLaunches<'_> {
-    type Machine = Compute;
-    fn noun(&self) -> &'static str {
-        "instance"
-    }
-    async fn list(&self) -> Result<Vec<Compute>> {
-        let all = self.instances.list().await?;
-        Ok(all
-            .iter()
-            .filter_map(|v| translate::compute(v).ok())
-            .collect())
-    }
-    fn is_ours(&self, c: &Compute) -> bool {
-        (c.name.as_deref() == Some(self.name)
-            || c.labels
-                .get(crate::spec::LAUNCH_ID_LABEL)
-                .map(String::as_str)
-                == Some(self.launch_id))
-            && c.status != ComputeStatus::Terminated
-    }
-    fn id_of(&self, c: &Compute) -> String {
-        c.id.clone()
-    }
-    async fn terminate(&self, id: String) -> Result<()> {
-        self.instances.terminate(&[id.as_str()]).await.map(|_| ())
     }
 }
 

@@ -74,7 +74,7 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::reconcile::{create_once, no_id, Launch, Launched, Launches, ReconcilePolicy};
+use super::reconcile::{create_once_listed, no_id, Launch, Launched, ReconcilePolicy};
 use crate::auth::{AuthHandle, Secret};
 use crate::config::{Config, ProviderSettings};
 use crate::error::{Error, ErrorKind, Result};
@@ -196,48 +196,6 @@ impl RunPod {
     /// `Validation` when the pod is not running; `NotFound`.
     pub async fn restart(&self, id: &str) -> Result<()> {
         self.pods().action(id, PodAction::Restart).await.map(|_| ())
-    }
-
-    fn launch(&self, req: &ComputeRequest) -> Launch {
-        Launch {
-            provider: NAME,
-            name: req.launch_name(),
-            policy: self.inner.reconcile,
-        }
-    }
-}
-
-/// The pods of one launch, for [`create_once`]: named `req.launch_name()`, oldest first.
-struct PodLaunches<'a> {
-    pods: PodsApi,
-    name: &'a str,
-}
-
-#[async_trait]
-impl Launches for PodLaunches<'_> {
-    type Machine = Value;
-    fn noun(&self) -> &'static str {
-        "pod"
-    }
-    async fn list(&self) -> Result<Vec<Value>> {
-        self.pods.list(false).await
-    }
-    fn is_ours(&self, p: &Value) -> bool {
-        p["name"].as_str() == Some(self.name) && p["status"].as_str() != Some("TERMINATED")
-    }
-    fn id_of(&self, p: &Value) -> String {
-        p["id"].as_str().unwrap_or_default().to_string()
-    }
-    fn oldest_first(&self, found: &mut [Value]) {
-        found.sort_by(|a, b| {
-            let ka = a["createdAt"].as_str().unwrap_or("");
-            let kb = b["createdAt"].as_str().unwrap_or("");
-            ka.cmp(kb)
-                .then_with(|| a["id"].as_str().cmp(&b["id"].as_str()))
-        });
-    }
-    async fn terminate(&self, id: String) -> Result<()> {
-        self.pods.delete(&id).await
     }
 }
 
@@ -486,22 +444,18 @@ impl Provider for RunPod {
     async fn spawn(&self, req: &ComputeRequest) -> Result<Compute> {
         let (auth, env) = AuthHandle::mint_for(req);
         let body = translate::create_body(req, &env)?;
-        let name = req.launch_name();
-        let pods = PodLaunches {
-            pods: self.pods(),
-            name: &name,
-        };
+        let launch = Launch::new(NAME, "pod", req, self.inner.reconcile);
         let create = async {
-            let pod = pods.pods.create(&body).await?;
+            let pod = self.pods().create(&body).await?;
             match pod["id"].as_str() {
                 Some(id) if !id.is_empty() => Ok(pod),
                 _ => Err(no_id(NAME, "pod", None)),
             }
         };
-        let pod = match create_once(&self.launch(req), &pods, create).await? {
-            Launched::Created(p) | Launched::Adopted(p) => p,
+        let mut c = match create_once_listed(self, &launch, create).await? {
+            Launched::Created(pod) => translate::compute(&pod),
+            Launched::Adopted(c) => *c,
         };
-        let mut c = translate::compute(&pod);
         c.auth = auth;
         Ok(c)
     }

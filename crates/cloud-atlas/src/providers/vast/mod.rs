@@ -101,7 +101,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use super::reconcile::{create_once, Launch, Launched, Launches, ReconcilePolicy};
+use super::reconcile::{create_once_listed, Launch, Launched, ReconcilePolicy};
 use crate::auth::{AuthHandle, Secret};
 use crate::config::ProviderSettings;
 use crate::error::{Error, ErrorKind, Result};
@@ -220,14 +220,6 @@ impl Vast {
         Ok(())
     }
 
-    fn launch(&self, req: &ComputeRequest) -> Launch {
-        Launch {
-            provider: NAME,
-            name: req.launch_name(),
-            policy: self.tuning.reconcile,
-        }
-    }
-
     /// The rented instance as seen right after the rent. For spot, an instance that
     /// comes back stopped was outbid: it is destroyed and `Capacity` returned.
     async fn settle(
@@ -317,44 +309,6 @@ impl Vast {
             }
         }
         c
-    }
-}
-
-/// The instances of one launch, for [`create_once`]: labelled `req.launch_name()`
-/// (filtered server-side too), lowest id first.
-struct InstanceLaunches<'a> {
-    instances: &'a InstancesApi,
-    label: &'a str,
-    filter: Value,
-}
-
-#[async_trait]
-impl Launches for InstanceLaunches<'_> {
-    type Machine = Value;
-    fn noun(&self) -> &'static str {
-        "instance"
-    }
-    async fn list(&self) -> Result<Vec<Value>> {
-        self.instances.list_all(Some(&self.filter)).await
-    }
-    fn is_ours(&self, i: &Value) -> bool {
-        i.get("label").and_then(Value::as_str) == Some(self.label)
-            && translate::status(i) != ComputeStatus::Terminated
-    }
-    fn id_of(&self, i: &Value) -> String {
-        i.get("id")
-            .and_then(Value::as_u64)
-            .unwrap_or_default()
-            .to_string()
-    }
-    fn oldest_first(&self, found: &mut [Value]) {
-        found.sort_by_key(|i| i.get("id").and_then(Value::as_u64).unwrap_or(u64::MAX));
-    }
-    async fn terminate(&self, id: String) -> Result<()> {
-        match id.parse::<u64>() {
-            Ok(n) => self.instances.destroy(n).await,
-            Err(_) => Ok(()),
-        }
     }
 }
 
@@ -526,12 +480,8 @@ impl Provider for Vast {
             .with_provider(NAME)
             .with_operation("spawn"));
         }
-        let label = req.launch_name();
-        let launches = InstanceLaunches {
-            instances: &self.instances,
-            label: &label,
-            filter: json!({"label": {"eq": label}}),
-        };
+        // Vast filters labels server-side; its full listing pages slowly.
+        let launch = Launch::new(NAME, "instance", req, self.tuning.reconcile).by_name();
         let mut reasons: Vec<String> = Vec::new();
         for offer in offers.iter().take(self.tuning.max_offer_attempts) {
             let bid = if req.spot {
@@ -542,12 +492,9 @@ impl Provider for Vast {
             let body = translate::create_body(req, &env, bid)?;
             self.check_no_account_key(&body)?;
             let rent = self.instances.rent(offer.id, body);
-            let (id, seen) = match create_once(&self.launch(req), &launches, rent).await {
-                Ok(Launched::Created(id)) => (id, None),
-                Ok(Launched::Adopted(inst)) => {
-                    let id = inst.get("id").and_then(Value::as_u64).unwrap_or_default();
-                    (id, Some(inst))
-                }
+            let id = match create_once_listed(self, &launch, rent).await {
+                Ok(Launched::Created(id)) => id,
+                Ok(Launched::Adopted(c)) => instance_id(&c.id)?,
                 Err(e) if error::is_offer_gone(&e) => {
                     tracing::info!(provider = NAME, offer = offer.id, reason = %e.message(), "offer gone; trying the next");
                     reasons.push(format!("offer {}: {}", offer.id, e.message()));
@@ -555,7 +502,7 @@ impl Provider for Vast {
                 }
                 Err(e) => return Err(e),
             };
-            let inst = self.settle(req, id, seen, bid).await?;
+            let inst = self.settle(req, id, None, bid).await?;
             let mut c = self.compute_for(req, id, inst.as_ref(), Some(offer), bid);
             c.auth = auth;
             return Ok(c);
