@@ -19,8 +19,9 @@
 //! specific machine send the `fly-force-instance-id: <machine id>` header), region from
 //! the first region hint, `auto_destroy: true` and `restart: no` for transient compute,
 //! metadata carrying the launch id and name, and the machine named `req.launch_name()`.
-//! A create that fails ambiguously (timeout or 5xx after it was sent) is reconciled by
-//! listing the app for that name — several times with growing pauses, because Fly's
+//! A create that fails ambiguously (timeout or 5xx after it was sent, a 2xx that cannot
+//! be decoded or names no machine) is reconciled by listing the app for that name (the
+//! shared `providers::reconcile` step) — several times with growing pauses, because Fly's
 //! listing is eventually consistent — before the error is returned; never two machines.
 //!
 //! # Capabilities and limits

@@ -29,8 +29,10 @@
 //!    added; see [`firewall`]; opt out with `open_ports = false`), reported as
 //!    `http://ip:port` / `tcp://ip:port` once the instance has an IP.
 //! 6. **Name and tags**: the instance is named `req.launch_name()` and tagged with the
-//!    launch id; a launch that fails ambiguously (timeout or 5xx after it was sent) is
-//!    reconciled by listing instances for that name before anything else: never two instances.
+//!    launch id; a launch that fails ambiguously (timeout or 5xx after it was sent, a
+//!    2xx that cannot be decoded or names no instance) is reconciled by listing instances
+//!    for that name (the shared `providers::reconcile` step) before anything else: never
+//!    two instances. A launch declined with 429 is sent again by the HTTP layer.
 //!
 //! # Get, list, terminate
 //! Lambda statuses map as `booting` → starting, `active` → running, `terminating` →

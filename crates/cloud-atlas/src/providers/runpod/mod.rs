@@ -45,7 +45,8 @@
 //! # A create that cannot duplicate
 //! RunPod has no idempotency key and has answered 500 after creating a billing pod. The
 //! create is sent once ([`Idempotency::Unsafe`](crate::http::Idempotency::Unsafe)); after
-//! an ambiguous failure (timeout or 5xx after the request was sent) the pods are listed
+//! an ambiguous failure (timeout or 5xx after the request was sent, a 2xx that cannot be
+//! decoded or names no pod) the pods are listed (the shared `providers::reconcile` step)
 //! for the launch name, several times with growing pauses. A pod found is returned (with
 //! the credentials minted for it); several (never expected) keep the oldest and the rest
 //! are terminated; none means the original error is returned and a new spawn is safe.

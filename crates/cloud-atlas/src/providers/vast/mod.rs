@@ -15,12 +15,14 @@
 //! 2. Rent the best (`PUT /api/v0/asks/{offer}/`, [`translate::create_body`]) with the
 //!    image, disk, env (the request's env merged with the env minted by
 //!    [`AuthHandle::mint`]), ports, `onstart`, and `label = req.launch_name()`.
-//! 3. An offer that is gone (taken by someone else, or cannot start now:
+//! 3. A rent declined with 429 is sent again by the HTTP layer (nothing was rented).
+//!    An offer that is gone (taken by someone else, or cannot start now:
 //!    `no_such_ask`, 404/410) → the next one, at most
 //!    [`VastBuilder::with_max_offer_attempts`] (default 3); the reasons are collected
 //!    into the final `Capacity` error.
-//! 4. A rent whose outcome is unknown (timeout or 5xx after it was sent,
-//!    [`Error::is_ambiguous`]) is reconciled by listing instances for the label —
+//! 4. A rent whose outcome is unknown (timeout or 5xx after it was sent, a 2xx that
+//!    cannot be decoded or names no instance: [`Error::is_ambiguous`]) is reconciled by
+//!    listing instances for the label (the shared `providers::reconcile` step) —
 //!    several times, as the listing may lag — before anything else happens; a found
 //!    instance is the result (extra ones of the same launch are destroyed), none found
 //!    returns the error saying a new spawn is safe. Never two instances.
