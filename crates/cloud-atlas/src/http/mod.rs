@@ -10,6 +10,7 @@
 //! - Redaction of the API key and secret-looking values in URLs, headers and bodies.
 //! - A `tracing` span and `metrics` counter + histogram per attempt ([`telemetry`]).
 
+pub mod budget;
 pub mod pace;
 pub mod redact;
 pub mod retry;
@@ -554,11 +555,18 @@ impl<'a> ApiRequest<'a> {
             let started = Instant::now();
             let mut backoff = self.api.retry.backoff();
             let mut retries = 0usize;
+            let mut last: Option<Error> = None;
             loop {
                 if let Some(p) = &self.api.pacer {
                     p.acquire().await;
                 }
-                let attempt = match self.attempt(&url, timeout).await {
+                if budget::remaining() == Some(Duration::ZERO) {
+                    let e = last.take().unwrap_or_else(|| {
+                        Error::new(ErrorKind::Timeout, "no time was left to send the request")
+                    });
+                    return Err(self.context(out_of_budget(e, retries)));
+                }
+                let attempt = match self.attempt(&url, timeout.map(budget::cap)).await {
                     Attempt::Head(resp) if buffered => self.read_body(&url, resp).await,
                     other => other,
                 };
@@ -582,6 +590,10 @@ impl<'a> ApiRequest<'a> {
                     );
                 };
                 let wait = wait.unwrap_or(next);
+                if budget::remaining().is_some_and(|left| wait >= left) {
+                    tracing::Span::current().record("error.type", err.kind().as_str());
+                    return Err(self.context(out_of_budget(err, retries)));
+                }
                 let elapsed = started.elapsed();
                 if elapsed.saturating_add(wait) > self.api.retry.retry_timeout {
                     tracing::Span::current().record("error.type", err.kind().as_str());
@@ -594,9 +606,17 @@ impl<'a> ApiRequest<'a> {
                 if let (Some(p), Some(ra)) = (&self.api.pacer, err.retry_after()) {
                     p.hold_for(ra).await;
                 }
-                tracing::debug!(kind = %err.kind(), wait_ms = wait.as_millis() as u64, "retrying");
-                tokio::time::sleep(wait).await;
                 retries += 1;
+                tracing::info!(
+                    target: RETRY_TARGET,
+                    "{} {}: {}; retrying in {:.1}s (retry {retries})",
+                    self.api.provider,
+                    self.operation,
+                    err.message(),
+                    wait.as_secs_f64()
+                );
+                tokio::time::sleep(wait).await;
+                last = Some(err);
             }
         }
         .instrument(span)
@@ -677,9 +697,10 @@ impl<'a> ApiRequest<'a> {
                 Some(_) => rb.send().await,
                 // Streaming: reqwest's timeout would cut the body, so bound only the head.
                 None => {
-                    let head = self
-                        .timeout
-                        .unwrap_or(self.api.http.options.request_timeout);
+                    let head = budget::cap(
+                        self.timeout
+                            .unwrap_or(self.api.http.options.request_timeout),
+                    );
                     match tokio::time::timeout(head, rb.send()).await {
                         Ok(r) => r,
                         Err(_) => {
@@ -784,6 +805,17 @@ impl<'a> ApiRequest<'a> {
             }
         }
     }
+}
+
+/// The `tracing` target of the one-line notice each retry emits (at `INFO`): what
+/// failed and when the next attempt goes. The CLI shows these on a terminal or with `-v`.
+pub const RETRY_TARGET: &str = "atlas::retry";
+
+/// `err`, its message saying the call's time budget ran out.
+fn out_of_budget(err: Error, retries: usize) -> Error {
+    err.with_kind(ErrorKind::Timeout).with_message_suffix(&format!(
+        "; the call's time budget ran out after {retries} retries (raise it with --timeout or ATLAS_TIMEOUT)"
+    ))
 }
 
 fn host_of(url: &Url) -> String {

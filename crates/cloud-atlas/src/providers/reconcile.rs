@@ -26,6 +26,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::http::budget;
 use crate::provider::Provider;
 use crate::spec::{Compute, ComputeRequest, ComputeStatus, ListFilter, LAUNCH_ID_LABEL};
 
@@ -144,7 +145,8 @@ where
     LF: Future<Output = Result<Vec<Compute>>>,
     TF: Future<Output = Result<()>>,
 {
-    let err = match create.await {
+    // Within a time budget, a quarter of what is left is kept for the reconciliation.
+    let err = match budget::leaving(4, create).await {
         Ok(c) => return Ok(Launched::Created(c)),
         Err(e) if !e.is_ambiguous() => return Err(e),
         Err(e) => e,
@@ -220,8 +222,18 @@ where
     let mut delay = policy.first_delay;
     let mut listed = false;
     let mut last_err = None;
-    for attempt in 0..policy.attempts.max(1) {
+    let attempts = policy.attempts.max(1);
+    for attempt in 0..attempts {
         if attempt > 0 {
+            if budget::remaining().is_some_and(|left| delay >= left) {
+                // Listings may lag: an empty one is believed only after all the pauses.
+                return Err(last_err.filter(|_| !listed).unwrap_or_else(|| {
+                    Error::new(
+                        ErrorKind::Timeout,
+                        format!("the call's time budget ran out after {attempt} of {attempts} listings, too early to believe an empty one"),
+                    )
+                }));
+            }
             tokio::time::sleep(delay).await;
             delay = delay.saturating_mul(2);
         }
@@ -508,6 +520,48 @@ mod tests {
         let secs: Vec<u64> = at.lock().unwrap().iter().map(|d| d.as_secs()).collect();
         // Listings at 0, then after pauses of 2, 4 and 8 seconds.
         assert_eq!(secs, vec![0, 2, 6, 14]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_budget_too_short_for_the_pauses_never_concludes_nothing_was_created() {
+        let policy = ReconcilePolicy::new(4, Duration::from_secs(2));
+        let calls = AtomicU32::new(0);
+        let e = budget::within(Duration::from_secs(5), async {
+            find_launch(
+                policy,
+                || {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    async { Ok(Vec::<i32>::new()) }
+                },
+                |_| true,
+            )
+            .await
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout);
+        assert!(e.message().contains("2 of 4 listings"), "{e}");
+        // Listings at 0 and 2 s; the 4 s pause would pass the budget.
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_create_keeps_a_quarter_of_the_budget_for_the_reconciliation() {
+        let left = budget::within(Duration::from_secs(120), async {
+            create_once(
+                &launch(),
+                async { Ok::<_, Error>(budget::remaining()) },
+                || async { Ok(vec![]) },
+                |_| async { Ok(()) },
+            )
+            .await
+        })
+        .await
+        .unwrap();
+        let Launched::Created(left) = left else {
+            panic!("created")
+        };
+        assert_eq!(left, Some(Duration::from_secs(90)));
     }
 
     #[tokio::test(start_paused = true)]
