@@ -25,6 +25,32 @@ pub const DEFAULT_READ_BUDGET: Duration = Duration::from_secs(30);
 /// Default budget of a create with its reconciliation (`spawn`): 2 min.
 pub const DEFAULT_CREATE_BUDGET: Duration = Duration::from_secs(120);
 
+/// The budgets a [`Checked`](crate::Checked) provider gives its calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallBudget {
+    /// `get`, `list`, `gpu_types`.
+    pub read: Duration,
+    /// `spawn` (the create and its reconciliation), `stop`, `start`, `terminate`.
+    pub write: Duration,
+}
+
+impl Default for CallBudget {
+    /// [`DEFAULT_READ_BUDGET`] and [`DEFAULT_CREATE_BUDGET`].
+    fn default() -> CallBudget {
+        CallBudget {
+            read: DEFAULT_READ_BUDGET,
+            write: DEFAULT_CREATE_BUDGET,
+        }
+    }
+}
+
+impl CallBudget {
+    /// The same budget for every call (what `--timeout`/`ATLAS_TIMEOUT` set).
+    pub fn every_call(d: Duration) -> CallBudget {
+        CallBudget { read: d, write: d }
+    }
+}
+
 /// Run `fut` with at most `budget` for everything it sends; inside an outer budget the
 /// earlier deadline holds.
 pub async fn within<F: Future>(budget: Duration, fut: F) -> F::Output {
