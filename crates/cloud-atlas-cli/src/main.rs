@@ -91,6 +91,12 @@
 //! a command follows `--`) or refused with exit 7 naming what would enforce it;
 //! `spawn --idle-ttl` is refused (exit 7): only a tracked session has an idle TTL.
 //!
+//! Every provider call runs within one time budget, retries and waits included: 30s for
+//! reads, 2m for `spawn` (the create with its reconciliation), `stop`, `start` and
+//! `terminate`; `--call-timeout`, `$ATLAS_TIMEOUT` or `timeout = "…"` in atlas.toml set one
+//! budget for every call (1s to 7d). When stderr is a terminal, or with `-v`, each retry
+//! prints one `retry: …` line on stderr.
+//!
 //! Set `ATLAS_LOG` (or `RUST_LOG`), e.g. `ATLAS_LOG=debug`, to log to stderr.
 
 mod cmd;
