@@ -814,7 +814,7 @@ pub const RETRY_TARGET: &str = "atlas::retry";
 /// `err`, its message saying the call's time budget ran out.
 fn out_of_budget(err: Error, retries: usize) -> Error {
     err.with_kind(ErrorKind::Timeout).with_message_suffix(&format!(
-        "; the call's time budget ran out after {retries} retries (raise it with --timeout or ATLAS_TIMEOUT)"
+        "; the call's time budget ran out after {retries} retries (raise it with --call-timeout or ATLAS_TIMEOUT)"
     ))
 }
 
