@@ -2,6 +2,7 @@
 
 use cloud_atlas::auth::Secret;
 use cloud_atlas::config::{self, Config, ProviderSettings};
+use cloud_atlas::http::budget::CallBudget;
 use cloud_atlas::{files, providers, Checked, Error, Result};
 
 use crate::output::Out;
@@ -23,6 +24,9 @@ pub(crate) struct Context {
     pub(crate) out: Out,
     api_key: Option<(Secret, &'static str)>,
     base_url: Option<String>,
+    /// The time budget of each provider call (`--call-timeout` > `ATLAS_TIMEOUT` >
+    /// `timeout` in atlas.toml > the defaults).
+    pub(crate) budget: CallBudget,
 }
 
 impl Context {
@@ -40,12 +44,16 @@ impl Context {
             .trim()
             .to_ascii_lowercase();
         Ok(Context {
-            config,
             provider,
             provider_explicit: global.provider.is_some(),
             out: Out::new(global.output),
             api_key: api_key_override(global)?,
             base_url: global.base_url.clone(),
+            budget: global
+                .call_timeout
+                .or(config.timeout)
+                .map_or_else(CallBudget::default, CallBudget::every_call),
+            config,
         })
     }
 
@@ -90,7 +98,7 @@ impl Context {
             settings.require_api_key(entry.display_name)?;
         }
         let p = (entry.build)(settings, &self.config)?;
-        Ok(Checked::new(p))
+        Ok(Checked::new(p).with_budget(self.budget))
     }
 }
 

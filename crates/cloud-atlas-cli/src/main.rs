@@ -104,6 +104,12 @@
 //! a command follows `--`) or refused with exit 7 naming what would enforce it;
 //! `spawn --idle-ttl` is refused (exit 7): only a tracked session has an idle TTL.
 //!
+//! Every provider call runs within one time budget, retries and waits included: 30s for
+//! reads, 2m for `spawn` (the create with its reconciliation), `stop`, `start` and
+//! `terminate`; `--call-timeout`, `$ATLAS_TIMEOUT` or `timeout = "…"` in atlas.toml set one
+//! budget for every call (1s to 7d). When stderr is a terminal, or with `-v`, each retry
+//! prints one `retry: …` line on stderr.
+//!
 //! Set `ATLAS_LOG` (or `RUST_LOG`), e.g. `ATLAS_LOG=debug`, to log to stderr.
 
 mod cmd;
@@ -168,6 +174,14 @@ pub(crate) struct GlobalArgs {
     /// Output format
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Table)]
     pub(crate) output: Format,
+    /// Time budget of each provider call, retries and waits included [default: $ATLAS_TIMEOUT,
+    /// else `timeout` in atlas.toml, else 30s for reads and 2m for spawn (with its
+    /// reconciliation), stop, start and terminate]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = flags::wait)]
+    pub(crate) call_timeout: Option<std::time::Duration>,
+    /// Show each retry on stderr, one line each (shown anyway when stderr is a terminal)
+    #[arg(short = 'v', long, global = true)]
+    pub(crate) verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -271,7 +285,7 @@ fn main() -> ExitCode {
         }
     };
     exit::set_format(cli.global.output);
-    init_tracing();
+    init_tracing(cli.global.verbose);
     match run(cli) {
         Ok(code) => code,
         Err(e) => exit::report(&e),
@@ -359,8 +373,14 @@ async fn dispatch(ctx: Context, command: Command) -> Result<ExitCode> {
     done.map(|()| ExitCode::SUCCESS)
 }
 
-/// Logs go to stderr, and only when asked for (`ATLAS_LOG` or `RUST_LOG`).
-fn init_tracing() {
+/// Logs go to stderr, and only when asked for (`ATLAS_LOG` or `RUST_LOG`). Without them,
+/// each retry of a provider request prints one line on stderr when stderr is a terminal
+/// or with `-v` ([`output::RetryNotices`]).
+fn init_tracing(verbose: bool) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter = std::env::var("ATLAS_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .ok()
@@ -372,6 +392,12 @@ fn init_tracing() {
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
             .with_ansi(output::stderr_color())
+            .try_init();
+    } else if verbose || std::io::stderr().is_terminal() {
+        let only_retries = tracing_subscriber::filter::Targets::new()
+            .with_target(cloud_atlas::http::RETRY_TARGET, tracing::Level::INFO);
+        let _ = tracing_subscriber::registry()
+            .with(output::RetryNotices.with_filter(only_retries))
             .try_init();
     }
 }

@@ -32,6 +32,32 @@ pub(crate) fn stderr_color() -> bool {
     color_allowed(std::io::stderr().is_terminal())
 }
 
+/// A `tracing` layer that prints each retry notice of the HTTP layer
+/// ([`RETRY_TARGET`](cloud_atlas::http::RETRY_TARGET)) as one plain line on stderr:
+/// `retry: runpod list: HTTP 503; retrying in 0.4s (retry 1)`.
+pub(crate) struct RetryNotices;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for RetryNotices {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                if f.name() == "message" {
+                    self.0 = format!("{v:?}");
+                }
+            }
+        }
+        let mut m = Message(String::new());
+        event.record(&mut m);
+        let line = m.0.replace(['\n', '\r'], " ");
+        let _ = writeln!(std::io::stderr(), "retry: {line}");
+    }
+}
+
 /// Narrowest terminal width tables wrap to; below it (or unknown) they do not wrap.
 const MIN_WIDTH: u16 = 40;
 

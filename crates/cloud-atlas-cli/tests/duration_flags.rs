@@ -102,6 +102,9 @@ fn limit_options(help: &str) -> Vec<(String, Kind)> {
     out
 }
 
+/// Limit flags every command takes (`--call-timeout`, the time budget of a provider call).
+const GLOBAL_LIMIT_FLAGS: &[&str] = &["--call-timeout"];
+
 /// Every limit flag of every subcommand, found from the binary's own help.
 fn all_flags(dir: &Path) -> BTreeSet<Flag> {
     let mut found = BTreeSet::new();
@@ -109,6 +112,10 @@ fn all_flags(dir: &Path) -> BTreeSet<Flag> {
     while let Some(path) = todo.pop() {
         let h = help(dir, &path);
         for (flag, kind) in limit_options(&h) {
+            // A global flag shows on every subcommand; it is run once, at the top.
+            if GLOBAL_LIMIT_FLAGS.contains(&flag.as_str()) && !path.is_empty() {
+                continue;
+            }
             found.insert(Flag {
                 path: path.clone(),
                 flag,
@@ -129,6 +136,8 @@ fn all_flags(dir: &Path) -> BTreeSet<Flag> {
 fn minimal(f: &Flag) -> Option<Vec<&'static str>> {
     let path: Vec<&str> = f.path.iter().map(String::as_str).collect();
     let mut args: Vec<&'static str> = match path.as_slice() {
+        // The global flags, run on a call that reaches a provider.
+        [] => vec!["ls"],
         ["spawn"] => vec!["--image", "x"],
         ["session", "spawn"] => vec!["--user", "u", "--image", "x"],
         ["job", "run"] => vec!["-e", "mock-echo", "--input", "{}"],
@@ -287,6 +296,7 @@ fn no_duration_or_amount_makes_any_subcommand_panic() {
         "spawn --max-runtime",
         "spawn --idle-ttl",
         "spawn --timeout",
+        " --call-timeout",
         "session spawn --max-runtime",
         "session spawn --idle-ttl",
         "session spawn --max-cost",

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::http::budget::{self, CallBudget};
 use crate::provider::{Provider, Serverless};
 use crate::spec::{Capabilities, Capability, Compute, ComputeRequest, GpuType, ListFilter};
 
@@ -93,7 +94,7 @@ impl Atlas {
     pub fn provider(&self, name: &str) -> Result<Checked> {
         self.providers
             .get(name)
-            .map(|p| Checked(Arc::clone(p)))
+            .map(|p| Checked::new(Arc::clone(p)))
             .ok_or_else(|| {
                 Error::validation(
                     "provider",
@@ -124,14 +125,27 @@ impl Atlas {
 
 /// A provider behind capability checks: undeclared operations fail with
 /// `Unsupported` before the provider is called, and every error names provider
-/// and operation.
+/// and operation. With [`Checked::with_budget`], each call also runs within one total
+/// time budget ([`budget::within`]).
 #[derive(Debug, Clone)]
-pub struct Checked(Arc<dyn Provider>);
+pub struct Checked(Arc<dyn Provider>, Option<CallBudget>);
 
 impl Checked {
     /// Wrap any provider.
     pub fn new(p: Arc<dyn Provider>) -> Checked {
-        Checked(p)
+        Checked(p, None)
+    }
+    /// Run every call within `budget` (reads within `read`, the rest within `write`).
+    pub fn with_budget(mut self, budget: CallBudget) -> Checked {
+        self.1 = Some(budget);
+        self
+    }
+    /// Run `fut` within the read or write budget, if one is set.
+    async fn budgeted<T>(&self, write: bool, fut: impl std::future::Future<Output = T>) -> T {
+        match self.1 {
+            Some(b) => budget::within(if write { b.write } else { b.read }, fut).await,
+            None => fut.await,
+        }
     }
     /// The inner provider.
     pub fn inner(&self) -> &Arc<dyn Provider> {
@@ -223,15 +237,15 @@ impl Provider for Checked {
     }
     async fn spawn(&self, req: &ComputeRequest) -> Result<Compute> {
         self.ctx("spawn", self.check_request(req))?;
-        let r = self.0.spawn(req).await;
+        let r = self.budgeted(true, self.0.spawn(req)).await;
         self.ctx("spawn", r)
     }
     async fn get(&self, id: &str) -> Result<Compute> {
-        let r = self.0.get(id).await;
+        let r = self.budgeted(false, self.0.get(id)).await;
         self.ctx("get", r)
     }
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Compute>> {
-        let r = self.0.list(filter).await;
+        let r = self.budgeted(false, self.0.list(filter)).await;
         self.ctx("list", r)
     }
     async fn stop(&self, id: &str) -> Result<()> {
@@ -240,7 +254,7 @@ impl Provider for Checked {
             "stop",
             "it cannot pause compute; terminate it instead",
         )?;
-        let r = self.0.stop(id).await;
+        let r = self.budgeted(true, self.0.stop(id)).await;
         self.ctx("stop", r)
     }
     async fn start(&self, id: &str) -> Result<()> {
@@ -249,11 +263,11 @@ impl Provider for Checked {
             "start",
             "it cannot resume stopped compute",
         )?;
-        let r = self.0.start(id).await;
+        let r = self.budgeted(true, self.0.start(id)).await;
         self.ctx("start", r)
     }
     async fn terminate(&self, id: &str) -> Result<()> {
-        let r = self.0.terminate(id).await;
+        let r = self.budgeted(true, self.0.terminate(id)).await;
         self.ctx("terminate", r)
     }
     async fn gpu_types(&self) -> Result<Vec<GpuType>> {
@@ -262,7 +276,7 @@ impl Provider for Checked {
             "gpu_types",
             "it publishes no GPU catalog",
         )?;
-        let r = self.0.gpu_types().await;
+        let r = self.budgeted(false, self.0.gpu_types()).await;
         self.ctx("gpu_types", r)
     }
     fn serverless(&self) -> Option<&dyn Serverless> {

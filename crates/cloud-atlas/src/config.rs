@@ -43,6 +43,9 @@ use keys::{ConfigKey, ValueKind};
 pub const ATLAS_CONFIG_ENV: &str = "ATLAS_CONFIG";
 /// Env var naming the data directory.
 pub const ATLAS_HOME_ENV: &str = "ATLAS_HOME";
+/// Env var holding the time budget of one provider call (`30s`, `2m`); overrides
+/// `timeout` in `atlas.toml`.
+pub const ATLAS_TIMEOUT_ENV: &str = "ATLAS_TIMEOUT";
 /// Name of the project config file.
 pub const CONFIG_FILE_NAME: &str = "atlas.toml";
 /// The `atlas.toml` format version this build writes and reads (`version = 1`).
@@ -208,6 +211,8 @@ struct FileConfig {
     version: Option<u32>,
     default_provider: Option<String>,
     data_dir: Option<PathBuf>,
+    /// Time budget of one provider call (`"30s"`, `"2m"`).
+    timeout: Option<String>,
     #[serde(default)]
     providers: BTreeMap<String, toml::Table>,
     #[serde(default)]
@@ -216,6 +221,12 @@ struct FileConfig {
     mock: Option<toml::Table>,
     #[serde(default)]
     server: Option<toml::Table>,
+}
+
+/// Parse a call time budget named `field` (1 s to 7 d).
+fn call_timeout(field: &str, raw: &str) -> Result<std::time::Duration> {
+    crate::spec::duration_in(raw, crate::spec::DurationRange::WAIT)
+        .map_err(|m| Error::validation(field, m))
 }
 
 /// Resolved configuration.
@@ -227,6 +238,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Default provider name.
     pub default_provider: Option<String>,
+    /// Time budget of one provider call, from `ATLAS_TIMEOUT` or `timeout` in the file
+    /// (1 s to 7 d); `None`: the defaults of [`CallBudget`](crate::http::budget::CallBudget).
+    pub timeout: Option<std::time::Duration>,
     /// `[orchestrator]` table.
     pub orchestrator: toml::Table,
     /// `[mock]` table (checked against [`MockConfigKey`](crate::providers::mock::MockConfigKey)).
@@ -276,6 +290,7 @@ impl Config {
         if let Some(u) = user_file.filter(|u| u.is_file() && Some(*u) != project.as_deref()) {
             let (uc, user_providers, _) = read_file(u)?;
             fc.default_provider = fc.default_provider.or(uc.default_provider);
+            fc.timeout = fc.timeout.or(uc.timeout);
             for (name, table) in user_providers {
                 let entry = providers.entry(name).or_default();
                 for (k, v) in table {
@@ -304,10 +319,19 @@ impl Config {
                     .join("cloud-atlas"),
             },
         };
+        let timeout = match env.get(ATLAS_TIMEOUT_ENV).filter(|s| !s.trim().is_empty()) {
+            Some(raw) => Some(call_timeout(ATLAS_TIMEOUT_ENV, raw)?),
+            None => fc
+                .timeout
+                .as_deref()
+                .map(|raw| call_timeout("timeout", raw))
+                .transpose()?,
+        };
         Ok(Config {
             file: project,
             data_dir,
             default_provider: fc.default_provider,
+            timeout,
             orchestrator: fc.orchestrator.unwrap_or_default(),
             mock: fc.mock.unwrap_or_default(),
             server: fc.server.unwrap_or_default(),
@@ -323,6 +347,7 @@ impl Config {
             file: None,
             data_dir: data_dir.into(),
             default_provider: None,
+            timeout: None,
             orchestrator: toml::Table::new(),
             mock: toml::Table::new(),
             server: toml::Table::new(),

@@ -14,6 +14,7 @@ use axum::{Json, Router};
 use cloud_atlas::providers::fly_machines::{FlyLimits, FlyMachines, FlyMachinesBuilder};
 use cloud_atlas::{AuthMode, Checked, ComputeRequest, ErrorKind, Gpu, ListFilter, Provider};
 use serde_json::{json, Value};
+use support::garble::{assert_nothing_created, Create, Garble};
 use support::prism::Prism;
 
 const SPEC: &str = "fly/machines-openapi3.json";
@@ -121,6 +122,8 @@ async fn honest_capabilities() {
 #[derive(Default)]
 struct Fake {
     machines: Vec<Value>,
+    /// Answer a create 200 with the machine instead of 500.
+    ok: bool,
     creates: usize,
     lists: usize,
     auth: Vec<String>,
@@ -145,7 +148,10 @@ async fn create(
     );
     let m = json!({"id": format!("m{}", f.creates), "name": body["name"], "state": "created",
         "region": "ams", "created_at": "2026-11-27T00:00:00Z", "config": body["config"]});
-    f.machines.push(m);
+    f.machines.push(m.clone());
+    if f.ok {
+        return (StatusCode::OK, Json(m));
+    }
     (
         StatusCode::INTERNAL_SERVER_ERROR,
         Json(json!({"error": "internal error"})),
@@ -168,7 +174,14 @@ async fn action(State(s): State<Shared>) -> StatusCode {
 }
 
 async fn fake_server() -> (String, Shared) {
-    let state: Shared = Arc::default();
+    fake_server_answering(false).await
+}
+
+async fn fake_server_answering(ok: bool) -> (String, Shared) {
+    let state: Shared = Arc::new(Mutex::new(Fake {
+        ok,
+        ..Fake::default()
+    }));
     let app = Router::new()
         .route("/apps/{app}/machines", post(create).get(list))
         .route("/apps/{app}/machines/{id}/start", post(action))
@@ -195,6 +208,45 @@ async fn ambiguous_create_is_reconciled_to_one_machine() {
         c.auth.is_some(),
         "the minted credentials are still handed back"
     );
+}
+
+#[tokio::test]
+async fn an_undecodable_2xx_create_is_adopted_from_the_listing() {
+    let (upstream, state) = fake_server_answering(true).await;
+    let proxy = Garble::start(
+        &upstream,
+        "POST",
+        "/apps/my-app/machines",
+        Create::Forwarded,
+    )
+    .await;
+    let req = request();
+    let c = provider(proxy.base_url()).spawn(&req).await.unwrap();
+    assert_eq!(proxy.creates(), 1, "the create was not replayed");
+    let f = state.lock().unwrap();
+    assert_eq!(f.machines.len(), 1, "exactly one machine exists");
+    assert_eq!(c.id, "m1");
+    assert_eq!(c.name.as_deref(), Some(req.launch_name().as_str()));
+    assert!(c.auth.is_some(), "the minted credentials come back");
+}
+
+#[tokio::test]
+async fn an_undecodable_2xx_create_that_made_nothing_is_ambiguous() {
+    let (upstream, state) = fake_server().await;
+    let proxy = Garble::start(
+        &upstream,
+        "POST",
+        "/apps/my-app/machines",
+        Create::Swallowed,
+    )
+    .await;
+    let req = request();
+    let e = provider(proxy.base_url()).spawn(&req).await.unwrap_err();
+    assert_nothing_created(&e, &req);
+    assert_eq!(proxy.creates(), 1, "the create was sent exactly once");
+    let f = state.lock().unwrap();
+    assert!(f.machines.is_empty());
+    assert_eq!(f.lists, 3, "listed after the pauses");
 }
 
 #[tokio::test]

@@ -24,6 +24,7 @@ use cloud_atlas::{
     AuthMode, Checked, ComputeRequest, ComputeStatus, ErrorKind, Gpu, ListFilter, Provider,
 };
 use serde_json::{json, Value};
+use support::garble::{assert_nothing_created, Create, Garble};
 use support::prism::{fixture, Prism};
 
 const SPEC: &str = "lambda/cloud-api-1.8.3.openapi.json";
@@ -444,6 +445,92 @@ async fn ambiguous_launch_is_reconciled_by_listing_never_twice() {
         1
     );
     assert_eq!(server.hits("GET /api/v1/instances").len(), 3);
+}
+
+#[tokio::test]
+async fn an_undecodable_2xx_launch_is_adopted_from_the_listing() {
+    let req = a10().auth(AuthMode::Bearer).build().unwrap();
+    let mut inst = sample("m_instance_get_response.json")["data"].clone();
+    inst["id"] = json!("made-by-the-launch");
+    inst["name"] = json!(req.launch_name());
+    inst["status"] = json!("booting");
+    let (upstream, server) = local(samples_server(
+        |_| launched("made-by-the-launch"),
+        json!({"data": [inst]}),
+    ))
+    .await;
+    let proxy = Garble::start(
+        &upstream,
+        "POST",
+        "/api/v1/instance-operations/launch",
+        Create::Forwarded,
+    )
+    .await;
+    let c = provider(proxy.base_url()).spawn(&req).await.unwrap();
+    assert_eq!(c.id, "made-by-the-launch");
+    assert!(c.auth.is_some(), "the minted credentials come back");
+    assert_eq!(proxy.creates(), 1, "the launch was not replayed");
+    assert_eq!(
+        server.hits("POST /api/v1/instance-operations/launch").len(),
+        1,
+        "exactly one instance was launched"
+    );
+    assert!(server
+        .hits("POST /api/v1/instance-operations/terminate")
+        .is_empty());
+}
+
+#[tokio::test]
+async fn an_undecodable_2xx_launch_that_made_nothing_is_ambiguous() {
+    let req = a10().build().unwrap();
+    let (upstream, server) =
+        local(samples_server(|_| launched("never"), json!({"data": []}))).await;
+    let proxy = Garble::start(
+        &upstream,
+        "POST",
+        "/api/v1/instance-operations/launch",
+        Create::Swallowed,
+    )
+    .await;
+    let e = provider(proxy.base_url()).spawn(&req).await.unwrap_err();
+    assert_nothing_created(&e, &req);
+    assert_eq!(proxy.creates(), 1, "the launch was sent exactly once");
+    assert_eq!(server.hits("GET /api/v1/instances").len(), 3);
+}
+
+#[tokio::test]
+async fn a_failed_listing_after_an_ambiguous_launch_keeps_the_launch_error() {
+    let req = a10().build().unwrap();
+    let (base, _server) = local(move |m, path, n| {
+        if path == "/api/v1/instances" {
+            return (503, vec![], json!({"error": {"code": "provider/internal-unavailable", "message": "listing down"}}));
+        }
+        samples_server(
+            |_| (502, vec![], json!({"error": {"code": "provider/internal-unavailable", "message": "launch gateway error"}})),
+            json!({"data": []}),
+        )(m, path, n)
+    })
+    .await;
+    let fast = RetryConfig {
+        init_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+        max_retries: 1,
+        ..RetryConfig::default()
+    };
+    let e = builder(&base)
+        .with_retry(fast)
+        .build()
+        .unwrap()
+        .spawn(&req)
+        .await
+        .unwrap_err();
+    assert!(e.is_ambiguous(), "never safe to retry: {e:?}");
+    assert_eq!(e.status(), Some(502), "the launch error is kept: {e:?}");
+    let m = e.message();
+    assert!(m.contains("launch gateway error"), "{m}");
+    assert!(m.contains("is unknown"), "{m}");
+    assert!(m.contains(&req.launch_name()), "{m}");
+    assert!(!m.contains("safe"), "{m}");
 }
 
 fn gaps(times: &[Instant]) -> Vec<Duration> {

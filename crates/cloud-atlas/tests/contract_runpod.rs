@@ -23,6 +23,7 @@ use cloud_atlas::{
 };
 use futures::StreamExt;
 use serde_json::{json, Value};
+use support::garble::{assert_nothing_created, Create, Garble};
 use support::prism::Prism;
 use support::runpod_runtime::{self, sample, Rt};
 
@@ -261,12 +262,14 @@ struct PodServer {
     deletes: Vec<String>,
     /// How many pods one create makes before answering 500 (0: none).
     make: usize,
+    /// Answer 201 with the (last) pod made instead of 500.
+    ok: bool,
     seq: usize,
 }
 
 type Pods = Arc<Mutex<PodServer>>;
 
-async fn create_pod(State(s): State<Pods>, Json(body): Json<Value>) -> impl IntoResponse {
+async fn create_pod(State(s): State<Pods>, Json(body): Json<Value>) -> axum::response::Response {
     let mut s = s.lock().unwrap();
     s.creates += 1;
     for _ in 0..s.make {
@@ -285,11 +288,17 @@ async fn create_pod(State(s): State<Pods>, Json(body): Json<Value>) -> impl Into
             "createdAt": created,
         }));
     }
+    if s.ok {
+        if let Some(p) = s.pods.last() {
+            return (StatusCode::CREATED, Json(p.clone())).into_response();
+        }
+    }
     (
         StatusCode::INTERNAL_SERVER_ERROR,
         [("content-type", "application/problem+json")],
         r#"{"title":"Internal Server Error","status":500,"detail":"upstream error"}"#,
     )
+        .into_response()
 }
 
 async fn list_pods(State(s): State<Pods>) -> Json<Value> {
@@ -304,8 +313,13 @@ async fn delete_pod(State(s): State<Pods>, Path(id): Path<String>) -> StatusCode
 }
 
 async fn pod_server(make: usize) -> (String, Pods) {
+    pod_server_answering(make, false).await
+}
+
+async fn pod_server_answering(make: usize, ok: bool) -> (String, Pods) {
     let state: Pods = Arc::new(Mutex::new(PodServer {
         make,
+        ok,
         ..PodServer::default()
     }));
     let app = Router::new()
@@ -352,6 +366,31 @@ async fn a_500_without_create_returns_the_error() {
     let s = state.lock().unwrap();
     assert_eq!(s.creates, 1);
     assert!(s.pods.is_empty());
+}
+
+#[tokio::test]
+async fn an_undecodable_2xx_create_is_adopted_from_the_listing() {
+    let (upstream, state) = pod_server_answering(1, true).await;
+    let proxy = Garble::start(&upstream, "POST", "/v2/pods", Create::Forwarded).await;
+    let req = done_when_request();
+    let c = provider(proxy.base_url()).spawn(&req).await.unwrap();
+    assert_eq!(proxy.creates(), 1, "the create was not replayed");
+    let s = state.lock().unwrap();
+    assert_eq!(s.pods.len(), 1, "exactly one pod exists");
+    assert_eq!(c.id, s.pods[0]["id"]);
+    assert_eq!(c.name.as_deref(), Some(req.launch_name().as_str()));
+    assert!(c.auth.is_some(), "the minted credentials come back");
+}
+
+#[tokio::test]
+async fn an_undecodable_2xx_create_that_made_nothing_is_ambiguous() {
+    let (upstream, state) = pod_server(0).await;
+    let proxy = Garble::start(&upstream, "POST", "/v2/pods", Create::Swallowed).await;
+    let req = done_when_request();
+    let e = provider(proxy.base_url()).spawn(&req).await.unwrap_err();
+    assert_nothing_created(&e, &req);
+    assert_eq!(proxy.creates(), 1, "the create was sent exactly once");
+    assert!(state.lock().unwrap().pods.is_empty());
 }
 
 #[tokio::test]

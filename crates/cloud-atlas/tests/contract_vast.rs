@@ -19,6 +19,7 @@ use cloud_atlas::{
     ListFilter, Protocol, Provider, ProviderExt,
 };
 use serde_json::{json, Value};
+use support::garble::{assert_nothing_created, Create, Garble};
 use support::prism::Prism;
 use support::vast_server::{self as fake, recs};
 
@@ -434,6 +435,45 @@ async fn an_ambiguous_rent_is_reconciled_by_label_not_repeated() {
         .collect();
     let f: Value = serde_json::from_str(&q["select_filters"]).unwrap();
     assert_eq!(f, json!({"label": {"eq": req.launch_name()}}));
+}
+
+#[tokio::test]
+async fn an_undecodable_2xx_rent_is_adopted_from_the_listing() {
+    let (upstream, s) = fake::start(|_| {});
+    let proxy = Garble::start(&upstream, "PUT", "/api/v0/asks/", Create::Forwarded).await;
+    let req = request();
+    let c = provider(proxy.base_url()).spawn(&req).await.unwrap();
+    assert_eq!(proxy.creates(), 1, "the rent was not replayed");
+    assert_eq!(recs(&s, "PUT", "/api/v0/asks/").len(), 1);
+    assert_eq!(s.lock().unwrap().instances.len(), 1, "exactly one instance");
+    assert_eq!(c.id, "9001");
+    assert_eq!(c.name.as_deref(), Some(req.launch_name().as_str()));
+    assert!(c.auth.is_some(), "the minted credentials come back");
+}
+
+#[tokio::test]
+async fn an_undecodable_2xx_rent_that_made_nothing_is_ambiguous() {
+    let (upstream, s) = fake::start(|_| {});
+    let proxy = Garble::start(&upstream, "PUT", "/api/v0/asks/", Create::Swallowed).await;
+    let req = request();
+    let e = provider(proxy.base_url()).spawn(&req).await.unwrap_err();
+    assert_nothing_created(&e, &req);
+    assert_eq!(proxy.creates(), 1, "the rent was sent exactly once");
+    assert!(s.lock().unwrap().instances.is_empty());
+}
+
+#[tokio::test]
+async fn a_2xx_rent_without_an_instance_id_is_reconciled() {
+    let (base, s) = fake::start(|f| f.answer_without_id = true);
+    let req = request();
+    let c = provider(&base).spawn(&req).await.unwrap();
+    assert_eq!(
+        recs(&s, "PUT", "/api/v0/asks/").len(),
+        1,
+        "never a second rent"
+    );
+    assert_eq!(s.lock().unwrap().instances.len(), 1);
+    assert_eq!(c.id, "9001", "found by its label");
 }
 
 #[tokio::test]

@@ -338,6 +338,57 @@ async fn an_unsafe_post_answered_500_is_not_replayed() {
 }
 
 #[tokio::test]
+async fn an_unsafe_post_answered_2xx_with_an_undecodable_body_is_ambiguous() {
+    let s = QueueServer::start([
+        Action::json(201, r#"{"id": "t-1", "count": "#),
+        Action::json(201, THING),
+    ])
+    .await;
+    let e = client(&s)
+        .post("/v1/pods")
+        .body(json!({"name": "atlas-1"}))
+        .operation("spawn")
+        .json::<Thing>()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Provider, "{e}");
+    assert!(e.is_ambiguous(), "a 2xx may have created the pod: {e:?}");
+    assert!(e.message().contains("may have taken effect"), "{e}");
+    assert_eq!(s.count(), 1, "the create was not replayed");
+    // The same body on a read is a plain decode error.
+    let s = QueueServer::start([Action::json(200, r#"{"id": "t-1", "count": "#)]).await;
+    let e = client(&s)
+        .get("/v1/pods/t-1")
+        .json::<Thing>()
+        .await
+        .unwrap_err();
+    assert!(!e.is_ambiguous(), "{e:?}");
+}
+
+#[tokio::test]
+async fn an_unsafe_post_declined_with_429_is_sent_again_after_retry_after() {
+    let s = QueueServer::start([
+        Action::json_with(429, ("retry-after", "1"), r#"{"error":"slow down"}"#),
+        Action::json(201, THING),
+    ])
+    .await;
+    let t: Thing = client(&s)
+        .post("/v1/pods")
+        .body(json!({"name": "atlas-1"}))
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(t.id, "t-1");
+    let got = s.received();
+    assert_eq!(
+        got.len(),
+        2,
+        "a 429 created nothing, so the create is sent again"
+    );
+    assert!(got[1].at - got[0].at >= Duration::from_millis(900));
+}
+
+#[tokio::test]
 async fn an_unsafe_post_whose_connection_drops_is_not_replayed() {
     let s = QueueServer::start([Action::Drop, Action::json(201, THING)]).await;
     let e = client(&s)
@@ -511,4 +562,85 @@ async fn canary_never_leaks() {
         "the HTTP stack's own records were captured too: {logs}"
     );
     assert!(!logs.contains(CANARY), "the key leaked into logs:\n{logs}");
+}
+
+// ---- one time budget per call ----
+
+#[tokio::test]
+async fn a_budget_bounds_a_read_that_keeps_failing() {
+    let s = QueueServer::start(
+        std::iter::repeat_n(Action::json(503, r#"{"error":"busy"}"#), 200).collect::<Vec<_>>(),
+    )
+    .await;
+    // Per request alone this would retry for up to 180 s.
+    let slow = RetryConfig {
+        init_backoff: Duration::from_millis(200),
+        max_backoff: Duration::from_millis(400),
+        max_retries: 100,
+        ..RetryConfig::default()
+    };
+    let t0 = std::time::Instant::now();
+    let e = cloud_atlas::http::budget::within(Duration::from_millis(1500), async {
+        client_at(&s.base_url(), slow)
+            .get("/v1/things")
+            .operation("list")
+            .json::<Thing>()
+            .await
+    })
+    .await
+    .unwrap_err();
+    assert!(
+        t0.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(e.message().contains("time budget ran out"), "{e}");
+    assert!(
+        e.message().contains("busy"),
+        "the last failure is named: {e}"
+    );
+    assert!(s.count() >= 2, "it did retry within the budget");
+}
+
+#[tokio::test]
+async fn a_budget_cuts_a_hanging_request() {
+    let s = QueueServer::start([Action::Stall(Duration::from_secs(20))]).await;
+    let t0 = std::time::Instant::now();
+    let e = cloud_atlas::http::budget::within(Duration::from_millis(600), async {
+        client(&s).get("/v1/things").json::<Thing>().await
+    })
+    .await
+    .unwrap_err();
+    assert!(
+        t0.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+}
+
+#[tokio::test]
+async fn each_retry_emits_one_notice_line() {
+    let s = QueueServer::start([
+        Action::json(503, r#"{"error":"busy"}"#),
+        Action::json(503, r#"{"error":"busy"}"#),
+        Action::json(200, THING),
+    ])
+    .await;
+    client(&s)
+        .get("/v1/things")
+        .operation("noticed")
+        .json::<Thing>()
+        .await
+        .unwrap();
+    let notices: Vec<String> = captured()
+        .lines()
+        .filter(|l| l.contains(cloud_atlas::http::RETRY_TARGET) && l.contains("faults noticed: "))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(notices.len(), 2, "{notices:#?}");
+    assert!(notices[0].contains("busy; retrying in "), "{}", notices[0]);
+    assert!(notices[0].ends_with("(retry 1)"), "{}", notices[0]);
+    assert!(notices[1].ends_with("(retry 2)"), "{}", notices[1]);
 }

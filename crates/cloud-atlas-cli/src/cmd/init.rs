@@ -328,6 +328,9 @@ fn template(present: &[&str], apps: &[(String, String)]) -> String {
          default_provider = \"mock\"\n\n\
          # State (mock cloud, sessions, tokens), relative to this file; kept out of git.\n\
          # data_dir = \".atlas\"\n\n\
+         # Time budget of every provider call, retries included (default: 30s for reads,\n\
+         # 2m for spawn and other writes); ATLAS_TIMEOUT and --call-timeout override it.\n\
+         # timeout = \"30s\"\n\n\
          # The mock cloud's simulated delays.\n\
          # [mock]\n\
          # boot_delay = \"1500ms\"\n\

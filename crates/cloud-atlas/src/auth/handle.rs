@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::secret::Secret;
 use super::token;
-use crate::spec::AuthMode;
+use crate::spec::{AuthMode, ComputeRequest};
 
 /// Env var through which a pod receives its URL-signing secret.
 pub const SIGNING_SECRET_ENV: &str = "ATLAS_SIGNING_SECRET";
@@ -73,6 +73,17 @@ impl AuthHandle {
         }
     }
 
+    /// Mint credentials for `req.auth` and the env a provider's create sends: the
+    /// minted variables, then the request's own `env` (a minted variable wins over a
+    /// request variable of the same name, so a request cannot replace the credential).
+    pub fn mint_for(req: &ComputeRequest) -> (Option<AuthHandle>, BTreeMap<String, String>) {
+        let (auth, mut env) = AuthHandle::mint(req.auth);
+        for (k, v) in &req.env {
+            env.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        (auth, env)
+    }
+
     /// A copy without raw secrets (what stores and later reads may keep).
     pub fn redacted(&self) -> AuthHandle {
         AuthHandle {
@@ -82,5 +93,28 @@ impl AuthHandle {
             header: None,
             signing_secret: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token::PRESHARED_KEY_ENV;
+    use super::*;
+
+    #[test]
+    fn mint_for_merges_the_request_env_under_the_minted_one() {
+        let req = ComputeRequest::builder()
+            .image("img")
+            .cpus(1)
+            .env("A", "1")
+            .env(PRESHARED_KEY_ENV, "chosen-by-the-caller")
+            .auth(AuthMode::Bearer)
+            .build()
+            .unwrap();
+        let (auth, env) = AuthHandle::mint_for(&req);
+        let token = auth.unwrap().token.unwrap();
+        assert_eq!(env[PRESHARED_KEY_ENV], token.expose());
+        assert_eq!(env["A"], "1");
+        assert_eq!(env.len(), 2);
     }
 }

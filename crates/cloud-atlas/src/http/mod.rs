@@ -4,11 +4,13 @@
 //! - Per-request timeouts; retries with jittered exponential backoff, bounded in count and
 //!   total time, on transport errors, 408, 429 and 5xx, honouring `Retry-After`.
 //! - Every request declares its [`Idempotency`]; an [`Idempotency::Unsafe`] request (a
-//!   create) is replayed only when the connection never opened. Any other failure of an
-//!   unsafe request is marked [`Error::is_ambiguous`] and goes back to the caller.
+//!   create) is replayed only when the connection never opened or the provider declined
+//!   it with 429. Any other failure of an unsafe request, a 2xx body that cannot be
+//!   decoded included, is marked [`Error::is_ambiguous`] and goes back to the caller.
 //! - Redaction of the API key and secret-looking values in URLs, headers and bodies.
 //! - A `tracing` span and `metrics` counter + histogram per attempt ([`telemetry`]).
 
+pub mod budget;
 pub mod pace;
 pub mod redact;
 pub mod retry;
@@ -364,11 +366,16 @@ pub struct ApiResponse {
     /// Body.
     pub body: Bytes,
     redactor: Redactor,
+    /// The request was [`Idempotency::Unsafe`]: a body that cannot be decoded leaves
+    /// its effect unknown, so decode errors are marked [`Error::is_ambiguous`].
+    ambiguous_on_decode: bool,
 }
 
 impl ApiResponse {
     /// Decode the body as JSON; a failure is a `Provider` error naming the JSON path,
-    /// with the body (redacted) as `raw`.
+    /// with the body (redacted) as `raw`. For an [`Idempotency::Unsafe`] request (a
+    /// create) the failure is also [ambiguous](Error::is_ambiguous): the provider
+    /// answered 2xx, so the create may have happened, and the caller reconciles.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
         // Fast path without path tracking; decode again only to name the failing path.
         if let Ok(v) = serde_json::from_slice(&self.body) {
@@ -380,12 +387,19 @@ impl ApiResponse {
             let text = String::from_utf8_lossy(&self.body);
             // serde quotes the offending value, which may be anything the provider sent.
             let why = self.redactor.redact(&e.inner().to_string());
-            Error::new(
+            let err = Error::new(
                 ErrorKind::Provider,
                 format!("could not decode the response at `{path}`: {why}"),
             )
             .with_status(self.status)
-            .with_raw(self.redactor.redact(&text))
+            .with_raw(self.redactor.redact(&text));
+            if self.ambiguous_on_decode {
+                err.with_ambiguous().with_message_suffix(
+                    "; the provider accepted the request, so it may have taken effect",
+                )
+            } else {
+                err
+            }
         })
     }
     /// The body as text (lossy UTF-8).
@@ -541,11 +555,18 @@ impl<'a> ApiRequest<'a> {
             let started = Instant::now();
             let mut backoff = self.api.retry.backoff();
             let mut retries = 0usize;
+            let mut last: Option<Error> = None;
             loop {
                 if let Some(p) = &self.api.pacer {
                     p.acquire().await;
                 }
-                let attempt = match self.attempt(&url, timeout).await {
+                if budget::remaining() == Some(Duration::ZERO) {
+                    let e = last.take().unwrap_or_else(|| {
+                        Error::new(ErrorKind::Timeout, "no time was left to send the request")
+                    });
+                    return Err(self.context(out_of_budget(e, retries)));
+                }
+                let attempt = match self.attempt(&url, timeout.map(budget::cap)).await {
                     Attempt::Head(resp) if buffered => self.read_body(&url, resp).await,
                     other => other,
                 };
@@ -569,6 +590,10 @@ impl<'a> ApiRequest<'a> {
                     );
                 };
                 let wait = wait.unwrap_or(next);
+                if budget::remaining().is_some_and(|left| wait >= left) {
+                    tracing::Span::current().record("error.type", err.kind().as_str());
+                    return Err(self.context(out_of_budget(err, retries)));
+                }
                 let elapsed = started.elapsed();
                 if elapsed.saturating_add(wait) > self.api.retry.retry_timeout {
                     tracing::Span::current().record("error.type", err.kind().as_str());
@@ -581,9 +606,17 @@ impl<'a> ApiRequest<'a> {
                 if let (Some(p), Some(ra)) = (&self.api.pacer, err.retry_after()) {
                     p.hold_for(ra).await;
                 }
-                tracing::debug!(kind = %err.kind(), wait_ms = wait.as_millis() as u64, "retrying");
-                tokio::time::sleep(wait).await;
                 retries += 1;
+                tracing::info!(
+                    target: RETRY_TARGET,
+                    "{} {}: {}; retrying in {:.1}s (retry {retries})",
+                    self.api.provider,
+                    self.operation,
+                    err.message(),
+                    wait.as_secs_f64()
+                );
+                tokio::time::sleep(wait).await;
+                last = Some(err);
             }
         }
         .instrument(span)
@@ -600,6 +633,7 @@ impl<'a> ApiRequest<'a> {
                 headers,
                 body,
                 redactor: self.api.redactor(&self.query),
+                ambiguous_on_decode: !self.idempotency.replayable(),
             }),
             Err(e) => {
                 let timed_out = e.is_timeout();
@@ -663,9 +697,10 @@ impl<'a> ApiRequest<'a> {
                 Some(_) => rb.send().await,
                 // Streaming: reqwest's timeout would cut the body, so bound only the head.
                 None => {
-                    let head = self
-                        .timeout
-                        .unwrap_or(self.api.http.options.request_timeout);
+                    let head = budget::cap(
+                        self.timeout
+                            .unwrap_or(self.api.http.options.request_timeout),
+                    );
                     match tokio::time::timeout(head, rb.send()).await {
                         Ok(r) => r,
                         Err(_) => {
@@ -752,9 +787,10 @@ impl<'a> ApiRequest<'a> {
                     err.kind(),
                     ErrorKind::Capacity | ErrorKind::Forbidden | ErrorKind::Validation
                 );
+                // A 429 is a refusal (nothing was done), so even a create may be sent again.
                 if retry::retryable_status(status)
                     && retryable_kind
-                    && self.idempotency.replayable()
+                    && (self.idempotency.replayable() || retry::declined(status))
                 {
                     Attempt::Retry {
                         err,
@@ -769,6 +805,17 @@ impl<'a> ApiRequest<'a> {
             }
         }
     }
+}
+
+/// The `tracing` target of the one-line notice each retry emits (at `INFO`): what
+/// failed and when the next attempt goes. The CLI shows these on a terminal or with `-v`.
+pub const RETRY_TARGET: &str = "atlas::retry";
+
+/// `err`, its message saying the call's time budget ran out.
+fn out_of_budget(err: Error, retries: usize) -> Error {
+    err.with_kind(ErrorKind::Timeout).with_message_suffix(&format!(
+        "; the call's time budget ran out after {retries} retries (raise it with --call-timeout or ATLAS_TIMEOUT)"
+    ))
 }
 
 fn host_of(url: &Url) -> String {

@@ -16,7 +16,8 @@ pub enum Idempotency {
     /// Writes whose replay has the same effect (terminate, stop, `PUT` state): retried like `Safe`.
     Idempotent,
     /// Creates: replayed **only** when the connection never opened, so no byte reached
-    /// the provider. Anything ambiguous goes back to the caller, which reconciles
+    /// the provider, or when the provider declined it with 429 (nothing was done).
+    /// Anything ambiguous goes back to the caller, which reconciles
     /// (e.g. `spawn` lists by its unique name) before deciding to try again.
     Unsafe,
 }
@@ -91,6 +92,12 @@ impl RetryConfig {
 /// Whether an HTTP status is worth retrying (for replayable requests).
 pub fn retryable_status(status: u16) -> bool {
     status == 408 || status == 429 || (500..=599).contains(&status)
+}
+
+/// Whether a status says the server declined the request without acting on it (429),
+/// so that even an [`Idempotency::Unsafe`] request may be sent again.
+pub fn declined(status: u16) -> bool {
+    status == 429
 }
 
 /// Parse a `Retry-After` header: delta-seconds or an HTTP date.

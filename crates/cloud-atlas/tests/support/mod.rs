@@ -1,6 +1,7 @@
 //! Shared test support: spec-validating contract servers and scripted local servers.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod garble;
 pub mod prism;
 pub mod queue_server;
 pub mod runpod_runtime;

@@ -37,6 +37,9 @@ pub struct Fake {
     pub fail_after_create: bool,
     /// Rent answers 500 without creating anything.
     pub fail_before_create: bool,
+    /// Rent creates the instance, then answers 200 `{"success": true}` without
+    /// `new_contract`.
+    pub answer_without_id: bool,
     /// Answer this many requests with 429 first.
     pub throttle: usize,
     /// Listing answers 503.
@@ -159,6 +162,9 @@ async fn rent(
     f.instances.insert(id, inst);
     if f.fail_after_create {
         return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
+    }
+    if f.answer_without_id {
+        return Json(json!({"success": true})).into_response();
     }
     Json(json!({"success": true, "new_contract": id})).into_response()
 }

@@ -19,8 +19,9 @@
 //! specific machine send the `fly-force-instance-id: <machine id>` header), region from
 //! the first region hint, `auto_destroy: true` and `restart: no` for transient compute,
 //! metadata carrying the launch id and name, and the machine named `req.launch_name()`.
-//! A create that fails ambiguously (timeout or 5xx after it was sent) is reconciled by
-//! listing the app for that name — several times with growing pauses, because Fly's
+//! A create that fails ambiguously (timeout or 5xx after it was sent, a 2xx that cannot
+//! be decoded or names no machine) is reconciled by listing the app for that name (the
+//! shared `providers::reconcile` step) — several times with growing pauses, because Fly's
 //! listing is eventually consistent — before the error is returned; never two machines.
 //!
 //! # Capabilities and limits
@@ -44,8 +45,9 @@ pub mod translate;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde_json::Value;
 
-use super::reconcile::{find_launch, keep_first, ReconcilePolicy};
+use super::reconcile::{create_once, no_id, Launch, Launched, ReconcilePolicy};
 use crate::auth::AuthHandle;
 use crate::config::{Config, ProviderSettings};
 use crate::error::{Error, ErrorKind, Result};
@@ -66,8 +68,7 @@ pub const DEFAULT_BASE_URL: &str = "https://api.machines.dev/v1";
 pub struct FlyMachines {
     api: MachinesApi,
     app: Option<String>,
-    reconcile_attempts: u32,
-    reconcile_delay: Duration,
+    reconcile: ReconcilePolicy,
 }
 
 /// Builder for [`FlyMachines`], set by [`FlyConfigKey`] from any source:
@@ -78,8 +79,7 @@ pub struct FlyMachinesBuilder {
     settings: ProviderSettings,
     retry: Option<RetryConfig>,
     limits: FlyLimits,
-    reconcile_attempts: Option<u32>,
-    reconcile_delay: Option<Duration>,
+    reconcile: Option<ReconcilePolicy>,
 }
 
 impl FlyMachines {
@@ -186,48 +186,21 @@ impl FlyMachines {
             Err(e) => Err(e),
         }
     }
+}
 
-    /// After an ambiguous create: look for the launch's machine, allowing for listing lag.
-    async fn reconcile(
-        &self,
-        app: &str,
-        req: &ComputeRequest,
-    ) -> Result<Option<serde_json::Value>> {
-        let name = req.launch_name();
-        let policy = ReconcilePolicy {
-            attempts: self.reconcile_attempts,
-            first_delay: self.reconcile_delay,
-        };
-        let mut found = find_launch(
-            policy,
-            || self.api.list(app, None),
-            |m: &serde_json::Value| {
-                let ours = m.get("name").and_then(|n| n.as_str()) == Some(name.as_str())
-                    || m.pointer("/config/metadata/atlas_launch_id")
-                        .and_then(|v| v.as_str())
-                        == Some(req.launch_id.as_str());
-                ours && !matches!(
-                    m.get("state").and_then(|s| s.as_str()),
-                    Some("destroyed" | "destroying")
-                )
-            },
-        )
-        .await?;
-        found.sort_by(|a, b| {
-            let ka = a.get("created_at").and_then(|v| v.as_str()).unwrap_or("");
-            let kb = b.get("created_at").and_then(|v| v.as_str()).unwrap_or("");
-            ka.cmp(kb)
-        });
-        let id_of = |m: &serde_json::Value| {
-            m.get("id")
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_string()
-        };
-        Ok(keep_first(NAME, found, id_of, |id| async move {
-            self.api.destroy(app, &id).await
-        })
-        .await)
+impl FlyMachines {
+    /// The machines of `app` matching `filter` (destroyed ones left out).
+    async fn list_app(&self, app: &str, filter: &ListFilter) -> Result<Vec<Compute>> {
+        let all = self.api.list(app, None).await?;
+        Ok(all
+            .iter()
+            .map(|m| {
+                let mid = m.get("id").and_then(|v| v.as_str()).unwrap_or_default();
+                translate::compute(app, self.external_id(app, mid), m)
+            })
+            .filter(|c| c.status != crate::spec::ComputeStatus::Terminated)
+            .filter(|c| filter.matches(c))
+            .collect())
     }
 }
 
@@ -300,8 +273,7 @@ impl FlyMachinesBuilder {
     /// How many listings, and the first pause between them, before an ambiguous create
     /// is concluded to have created nothing (default 4 listings from 500 ms, doubling).
     pub fn with_reconcile(mut self, attempts: u32, first_delay: Duration) -> FlyMachinesBuilder {
-        self.reconcile_attempts = Some(attempts.max(1));
-        self.reconcile_delay = Some(first_delay);
+        self.reconcile = Some(ReconcilePolicy::new(attempts, first_delay));
         self
     }
 
@@ -341,8 +313,9 @@ impl FlyMachinesBuilder {
         Ok(FlyMachines {
             api: MachinesApi::new(api, self.limits),
             app,
-            reconcile_attempts: self.reconcile_attempts.unwrap_or(4),
-            reconcile_delay: self.reconcile_delay.unwrap_or(Duration::from_millis(500)),
+            reconcile: self
+                .reconcile
+                .unwrap_or(ReconcilePolicy::new(4, Duration::from_millis(500))),
         })
     }
 }
@@ -391,36 +364,27 @@ impl Provider for FlyMachines {
         let app = self.app_for(req)?;
         validate_app(&app)?;
         self.ensure_app(&app, req).await?;
-        let (auth, mut env) = AuthHandle::mint(req.auth);
-        for (k, v) in &req.env {
-            env.entry(k.clone()).or_insert_with(|| v.clone());
-        }
+        let (auth, env) = AuthHandle::mint_for(req);
         let body = translate::create_body(req, &env)?;
-        let machine = match self.api.create(&app, body).await {
-            Ok(m) => m,
-            Err(e) if e.is_ambiguous() => {
-                tracing::warn!(provider = NAME, launch = %req.launch_name(), "ambiguous create; reconciling by listing");
-                match self.reconcile(&app, req).await? {
-                    Some(m) => m,
-                    None => {
-                        let msg = format!(
-                            "{}; no machine named {} appeared after {} listings, so nothing was created and a new spawn is safe",
-                            e.message(),
-                            req.launch_name(),
-                            self.reconcile_attempts
-                        );
-                        return Err(e.with_message(msg));
-                    }
-                }
+        let launch = Launch::new(NAME, "machine", req, self.reconcile);
+        let create = async {
+            let m = self.api.create(&app, body).await?;
+            match m.get("id").and_then(Value::as_str) {
+                Some(id) if !id.is_empty() => Ok(m),
+                _ => Err(no_id(NAME, "machine", None)),
             }
-            Err(e) => return Err(e),
         };
-        let mid = machine
-            .get("id")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_string();
-        let mut c = translate::compute(&app, self.external_id(&app, &mid), &machine);
+        // The launch's app, which need not be the default one `list` shows.
+        let everything = ListFilter::all();
+        let list = || self.list_app(&app, &everything);
+        let terminate = |id: String| async move { self.terminate(&id).await };
+        let mut c = match create_once(&launch, create, list, terminate).await? {
+            Launched::Created(m) => {
+                let mid = m.get("id").and_then(Value::as_str).unwrap_or_default();
+                translate::compute(&app, self.external_id(&app, mid), &m)
+            }
+            Launched::Adopted(c) => *c,
+        };
         c.auth = auth;
         Ok(c)
     }
@@ -440,16 +404,7 @@ impl Provider for FlyMachines {
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Compute>> {
         let app = self.default_app()?.to_string();
-        let all = self.api.list(&app, None).await?;
-        Ok(all
-            .iter()
-            .map(|m| {
-                let mid = m.get("id").and_then(|v| v.as_str()).unwrap_or_default();
-                translate::compute(&app, self.external_id(&app, mid), m)
-            })
-            .filter(|c| c.status != crate::spec::ComputeStatus::Terminated)
-            .filter(|c| filter.matches(c))
-            .collect())
+        self.list_app(&app, filter).await
     }
 
     async fn stop(&self, id: &str) -> Result<()> {

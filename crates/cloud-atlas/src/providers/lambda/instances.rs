@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use super::translate::{redact_instance, NAME};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{ApiClient, Idempotency, Pacer};
+use crate::providers::reconcile::no_id;
 
 /// The instance endpoints.
 #[derive(Debug, Clone)]
@@ -62,11 +63,6 @@ impl InstancesApi {
         InstancesApi { api, launch_pacer }
     }
 
-    /// The launch pacer (held after a 429 on launch).
-    pub(crate) fn launch_pacer(&self) -> &Arc<Pacer> {
-        &self.launch_pacer
-    }
-
     /// `GET /api/v1/instances`: every instance of the account, in one response
     /// (Lambda does not paginate this list). Jupyter tokens are redacted.
     ///
@@ -98,8 +94,9 @@ impl InstancesApi {
 
     /// `POST /api/v1/instance-operations/launch`; returns the new instance ids.
     ///
-    /// Unsafe: never replayed once it may have reached Lambda. An ambiguous failure comes
-    /// back with [`Error::is_ambiguous`]; the caller reconciles by listing.
+    /// Unsafe: never replayed once it may have reached Lambda (except after a 429). An
+    /// ambiguous failure (a timeout, a 5xx, a 2xx that cannot be decoded or names no
+    /// instance) comes back with [`Error::is_ambiguous`]; the caller reconciles by listing.
     ///
     /// # Cost
     /// Starts billing.
@@ -127,13 +124,7 @@ impl InstancesApi {
             })
             .unwrap_or_default();
         if ids.is_empty() {
-            return Err(Error::new(
-                ErrorKind::Provider,
-                "Lambda accepted the launch but returned no instance id; list instances to find it",
-            )
-            .with_provider(NAME)
-            .with_operation("spawn")
-            .with_ambiguous());
+            return Err(no_id(NAME, "instance", None));
         }
         Ok(ids)
     }

@@ -29,8 +29,10 @@
 //!    added; see [`firewall`]; opt out with `open_ports = false`), reported as
 //!    `http://ip:port` / `tcp://ip:port` once the instance has an IP.
 //! 6. **Name and tags**: the instance is named `req.launch_name()` and tagged with the
-//!    launch id; a launch that fails ambiguously (timeout or 5xx after it was sent) is
-//!    reconciled by listing instances for that name before anything else: never two instances.
+//!    launch id; a launch that fails ambiguously (timeout or 5xx after it was sent, a
+//!    2xx that cannot be decoded or names no instance) is reconciled by listing instances
+//!    for that name (the shared `providers::reconcile` step) before anything else: never
+//!    two instances. A launch declined with 429 is sent again by the HTTP layer.
 //!
 //! # Get, list, terminate
 //! Lambda statuses map as `booting` → starting, `active` → running, `terminating` →
@@ -69,7 +71,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::reconcile::{find_launch, keep_first, ReconcilePolicy};
+use super::reconcile::{create_once_listed, Launch, Launched, ReconcilePolicy};
 use crate::auth::AuthHandle;
 use crate::config::{Config, ProviderSettings};
 use crate::error::{Error, ErrorKind, Result};
@@ -102,10 +104,9 @@ pub const MAX_GPUS_PER_INSTANCE: u32 = 8;
 pub struct LambdaLimits {
     /// Interval between any two requests (default 1 s).
     pub request_interval: Duration,
-    /// Interval between launches (default 12 s).
+    /// Interval between launches (default 12 s). A launch Lambda declines with 429 is
+    /// sent again by the HTTP layer's retry policy after `Retry-After`.
     pub launch_interval: Duration,
-    /// Launch attempts after a 429 on launch (default 3).
-    pub launch_retries: u32,
 }
 
 impl Default for LambdaLimits {
@@ -113,7 +114,6 @@ impl Default for LambdaLimits {
         LambdaLimits {
             request_interval: Duration::from_secs(1),
             launch_interval: Duration::from_secs(12),
-            launch_retries: 3,
         }
     }
 }
@@ -124,7 +124,6 @@ impl LambdaLimits {
         LambdaLimits {
             request_interval,
             launch_interval,
-            ..LambdaLimits::default()
         }
     }
 }
@@ -140,9 +139,7 @@ pub struct Lambda {
     ssh_key_names: Vec<String>,
     open_ports: bool,
     firewall_source: String,
-    limits: LambdaLimits,
-    reconcile_attempts: u32,
-    reconcile_delay: Duration,
+    reconcile: ReconcilePolicy,
 }
 
 /// Builder for [`Lambda`].
@@ -155,8 +152,7 @@ pub struct LambdaBuilder {
     catalog_ttl: Option<Duration>,
     open_ports: Option<bool>,
     firewall_source: Option<String>,
-    reconcile_attempts: Option<u32>,
-    reconcile_delay: Option<Duration>,
+    reconcile: Option<ReconcilePolicy>,
 }
 
 impl Lambda {
@@ -218,83 +214,28 @@ impl Lambda {
         }
     }
 
-    /// After an ambiguous launch: look for the launch's instance, allowing for listing lag.
-    async fn reconcile(&self, req: &ComputeRequest) -> Result<Option<Compute>> {
-        let name = req.launch_name();
-        let policy = ReconcilePolicy {
-            attempts: self.reconcile_attempts,
-            first_delay: self.reconcile_delay,
-        };
-        let list = || async {
-            let all = self.instances.list().await?;
-            Ok(all
-                .iter()
-                .filter_map(|v| translate::compute(v).ok())
-                .collect::<Vec<Compute>>())
-        };
-        let found = find_launch(policy, list, |c: &Compute| {
-            (c.name.as_deref() == Some(name.as_str())
-                || c.labels.get(crate::spec::LAUNCH_ID_LABEL) == Some(&req.launch_id))
-                && c.status != ComputeStatus::Terminated
-        })
-        .await?;
-        let id_of = |c: &Compute| c.id.clone();
-        Ok(keep_first(NAME, found, id_of, |id| async move {
-            self.instances.terminate(&[id.as_str()]).await.map(|_| ())
-        })
-        .await)
-    }
-
     async fn launch(
         &self,
         req: &ComputeRequest,
         body: Value,
         target: &translate::LaunchTarget,
     ) -> Result<String> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.instances.launch(body.clone()).await {
-                Ok(ids) => return Ok(ids[0].clone()),
-                Err(e)
-                    if e.kind() == ErrorKind::RateLimited
-                        && attempt <= self.limits.launch_retries =>
-                {
-                    let wait = e.retry_after().unwrap_or(self.limits.launch_interval);
-                    tracing::warn!(
-                        provider = NAME,
-                        wait_ms = wait.as_millis() as u64,
-                        "launch rate-limited; nothing was created, retrying after Retry-After"
-                    );
-                    self.instances.launch_pacer().hold_for(wait).await;
-                }
-                Err(e) if e.kind() == ErrorKind::Capacity => {
-                    self.catalog.invalidate();
-                    let msg = format!(
-                        "Lambda has no capacity for {} in {} right now: {}",
-                        target.instance_type,
-                        target.region,
-                        e.message()
-                    );
-                    return Err(e.with_message(msg));
-                }
-                Err(e) if e.is_ambiguous() => {
-                    tracing::warn!(provider = NAME, launch = %req.launch_name(), "ambiguous launch; reconciling by listing");
-                    return match self.reconcile(req).await? {
-                        Some(c) => Ok(c.id),
-                        None => {
-                            let msg = format!(
-                                "{}; no instance named {} appeared after {} listings, so nothing was created and a new spawn is safe",
-                                e.message(),
-                                req.launch_name(),
-                                self.reconcile_attempts
-                            );
-                            Err(e.with_message(msg))
-                        }
-                    };
-                }
-                Err(e) => return Err(e),
+        let launch = Launch::new(NAME, "instance", req, self.reconcile);
+        let launched = self.instances.launch(body);
+        match create_once_listed(self, &launch, launched).await {
+            Ok(Launched::Created(ids)) => Ok(ids[0].clone()),
+            Ok(Launched::Adopted(c)) => Ok(c.id),
+            Err(e) if e.kind() == ErrorKind::Capacity => {
+                self.catalog.invalidate();
+                let msg = format!(
+                    "Lambda has no capacity for {} in {} right now: {}",
+                    target.instance_type,
+                    target.region,
+                    e.message()
+                );
+                Err(e.with_message(msg))
             }
+            Err(e) => Err(e),
         }
     }
 }
@@ -382,8 +323,7 @@ impl LambdaBuilder {
     /// How many listings, and the first pause between them, before an ambiguous launch
     /// is concluded to have created nothing (default 4 listings from 2 s, doubling).
     pub fn with_reconcile(mut self, attempts: u32, first_delay: Duration) -> LambdaBuilder {
-        self.reconcile_attempts = Some(attempts.max(1));
-        self.reconcile_delay = Some(first_delay);
+        self.reconcile = Some(ReconcilePolicy::new(attempts, first_delay));
         self
     }
 
@@ -450,9 +390,9 @@ impl LambdaBuilder {
             ssh_key_names,
             open_ports,
             firewall_source,
-            limits: self.limits,
-            reconcile_attempts: self.reconcile_attempts.unwrap_or(4),
-            reconcile_delay: self.reconcile_delay.unwrap_or(Duration::from_secs(2)),
+            reconcile: self
+                .reconcile
+                .unwrap_or(ReconcilePolicy::new(4, Duration::from_secs(2))),
         })
     }
 }
@@ -516,10 +456,7 @@ impl Provider for Lambda {
             .to_string();
         let catalog = self.catalog.list().await?;
         let (target, entry) = catalog::choose(&catalog, req, keys)?;
-        let (auth, mut env) = AuthHandle::mint(req.auth);
-        for (k, v) in &req.env {
-            env.entry(k.clone()).or_insert_with(|| v.clone());
-        }
+        let (auth, env) = AuthHandle::mint_for(req);
         let body = translate::launch_body(req, &target, &env)?;
         if open_ports && !req.ports.is_empty() {
             let added = self.firewall.open_ports(&req.ports, &source).await?;

@@ -45,7 +45,8 @@
 //! # A create that cannot duplicate
 //! RunPod has no idempotency key and has answered 500 after creating a billing pod. The
 //! create is sent once ([`Idempotency::Unsafe`](crate::http::Idempotency::Unsafe)); after
-//! an ambiguous failure (timeout or 5xx after the request was sent) the pods are listed
+//! an ambiguous failure (timeout or 5xx after the request was sent, a 2xx that cannot be
+//! decoded or names no pod) the pods are listed (the shared `providers::reconcile` step)
 //! for the launch name, several times with growing pauses. A pod found is returned (with
 //! the credentials minted for it); several (never expected) keep the oldest and the rest
 //! are terminated; none means the original error is returned and a new spawn is safe.
@@ -75,7 +76,7 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::reconcile::{find_launch, keep_first, ReconcilePolicy};
+use super::reconcile::{create_once_listed, no_id, Launch, Launched, ReconcilePolicy};
 use crate::auth::{AuthHandle, Secret};
 use crate::config::{Config, ProviderSettings};
 use crate::error::{Error, ErrorKind, Result};
@@ -113,8 +114,7 @@ struct Inner {
     rest: Rest,
     serverless: RunPodServerless,
     catalog: Catalog,
-    reconcile_attempts: u32,
-    reconcile_delay: Duration,
+    reconcile: ReconcilePolicy,
 }
 
 /// Builder for [`RunPod`] (explicit calls > `atlas.toml` > env vars), set by
@@ -125,8 +125,7 @@ pub struct RunPodBuilder {
     settings: ProviderSettings,
     retry: Option<RetryConfig>,
     catalog_ttl: Option<Duration>,
-    reconcile_attempts: Option<u32>,
-    reconcile_delay: Option<Duration>,
+    reconcile: Option<ReconcilePolicy>,
     rate_limit_max_wait: Option<Duration>,
     poll: Option<PollConfig>,
 }
@@ -190,36 +189,6 @@ impl RunPod {
     pub async fn restart(&self, id: &str) -> Result<()> {
         self.pods().action(id, PodAction::Restart).await.map(|_| ())
     }
-
-    /// After an ambiguous create: find the launch's pod, allowing for listing lag.
-    async fn reconcile(&self, req: &ComputeRequest) -> Result<Option<Value>> {
-        let name = req.launch_name();
-        let pods = &self.pods();
-        let policy = ReconcilePolicy {
-            attempts: self.inner.reconcile_attempts,
-            first_delay: self.inner.reconcile_delay,
-        };
-        let mut found = find_launch(
-            policy,
-            || pods.list(false),
-            |p: &Value| {
-                p["name"].as_str() == Some(name.as_str())
-                    && p["status"].as_str() != Some("TERMINATED")
-            },
-        )
-        .await?;
-        found.sort_by(|a, b| {
-            let ka = a["createdAt"].as_str().unwrap_or("");
-            let kb = b["createdAt"].as_str().unwrap_or("");
-            ka.cmp(kb)
-                .then_with(|| a["id"].as_str().cmp(&b["id"].as_str()))
-        });
-        let id_of = |p: &Value| p["id"].as_str().unwrap_or_default().to_string();
-        Ok(keep_first(NAME, found, id_of, |id| async move {
-            pods.delete(&id).await.map(|_| ())
-        })
-        .await)
-    }
 }
 
 impl RunPodBuilder {
@@ -277,8 +246,7 @@ impl RunPodBuilder {
     /// How many listings, and the first pause between them, before an ambiguous create
     /// is concluded to have created nothing (default 4 listings from 1 s, doubling).
     pub fn with_reconcile(mut self, attempts: u32, first_delay: Duration) -> RunPodBuilder {
-        self.reconcile_attempts = Some(attempts.max(1));
-        self.reconcile_delay = Some(first_delay);
+        self.reconcile = Some(ReconcilePolicy::new(attempts, first_delay));
         self
     }
     /// The longest one request waits for the rate-limit gate (default 60 s).
@@ -343,8 +311,9 @@ impl RunPodBuilder {
                 catalog: Catalog::new(rest.clone(), catalog_ttl),
                 serverless: RunPodServerless::new(sl, self.poll.unwrap_or_default()),
                 rest,
-                reconcile_attempts: self.reconcile_attempts.unwrap_or(4),
-                reconcile_delay: self.reconcile_delay.unwrap_or(Duration::from_secs(1)),
+                reconcile: self
+                    .reconcile
+                    .unwrap_or(ReconcilePolicy::new(4, Duration::from_secs(1))),
             }),
         })
     }
@@ -446,40 +415,20 @@ impl Provider for RunPod {
     }
 
     async fn spawn(&self, req: &ComputeRequest) -> Result<Compute> {
-        let (auth, mut env) = AuthHandle::mint(req.auth);
-        for (k, v) in &req.env {
-            env.entry(k.clone()).or_insert_with(|| v.clone());
-        }
+        let (auth, env) = AuthHandle::mint_for(req);
         let body = translate::create_body(req, &env)?;
-        let pod = match self.pods().create(&body).await {
-            Ok(p) => p,
-            Err(e) if e.is_ambiguous() => {
-                tracing::warn!(provider = NAME, launch = %req.launch_name(), error = %e, "ambiguous create; reconciling by listing");
-                match self.reconcile(req).await {
-                    Ok(Some(p)) => p,
-                    Ok(None) => {
-                        let msg = format!(
-                            "{}; no pod named {} appeared after {} listings, so nothing was created and a new spawn is safe",
-                            e.message(),
-                            req.launch_name(),
-                            self.inner.reconcile_attempts
-                        );
-                        return Err(e.with_message(msg));
-                    }
-                    Err(list_err) => {
-                        let msg = format!(
-                            "{}; could not list pods to check whether {} was created ({}): check `atlas ls` before spawning again",
-                            e.message(),
-                            req.launch_name(),
-                            list_err.message()
-                        );
-                        return Err(e.with_message(msg));
-                    }
-                }
+        let launch = Launch::new(NAME, "pod", req, self.inner.reconcile);
+        let create = async {
+            let pod = self.pods().create(&body).await?;
+            match pod["id"].as_str() {
+                Some(id) if !id.is_empty() => Ok(pod),
+                _ => Err(no_id(NAME, "pod", None)),
             }
-            Err(e) => return Err(e),
         };
-        let mut c = translate::compute(&pod);
+        let mut c = match create_once_listed(self, &launch, create).await? {
+            Launched::Created(pod) => translate::compute(&pod),
+            Launched::Adopted(c) => *c,
+        };
         c.auth = auth;
         Ok(c)
     }

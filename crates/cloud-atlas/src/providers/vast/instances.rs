@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use super::translate;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{ApiClient, Idempotency};
+use crate::providers::reconcile::no_id;
 
 /// Instances per page of `/api/v1/instances/` (the service's maximum).
 pub const PAGE_SIZE: u32 = 25;
@@ -27,8 +28,10 @@ impl InstancesApi {
 
     /// Rent offer `offer_id` with `body`; returns the new instance id.
     ///
-    /// Unsafe: never replayed once it may have reached Vast. An answer without
-    /// `new_contract` is a `Provider` error carrying Vast's message.
+    /// Unsafe: never replayed once it may have reached Vast (except after a 429). An
+    /// answer that cannot be decoded, or without `new_contract`, is an
+    /// [ambiguous](Error::is_ambiguous) `Provider` error carrying Vast's message: the
+    /// caller reconciles by listing.
     pub async fn rent(&self, offer_id: u64, body: Value) -> Result<u64> {
         let answer: Value = self
             .api
@@ -39,14 +42,11 @@ impl InstancesApi {
             .json()
             .await?;
         translate::new_contract(&answer).ok_or_else(|| {
-            let msg = answer
+            let said = answer
                 .get("msg")
                 .or_else(|| answer.get("error"))
-                .and_then(Value::as_str)
-                .unwrap_or("Vast accepted the rent but named no new instance");
-            Error::new(ErrorKind::Provider, msg.to_string())
-                .with_provider(translate::NAME)
-                .with_operation("spawn")
+                .and_then(Value::as_str);
+            no_id(translate::NAME, "instance", said)
         })
     }
 

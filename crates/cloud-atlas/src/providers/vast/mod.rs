@@ -15,12 +15,14 @@
 //! 2. Rent the best (`PUT /api/v0/asks/{offer}/`, [`translate::create_body`]) with the
 //!    image, disk, env (the request's env merged with the env minted by
 //!    [`AuthHandle::mint`]), ports, `onstart`, and `label = req.launch_name()`.
-//! 3. An offer that is gone (taken by someone else, or cannot start now:
+//! 3. A rent declined with 429 is sent again by the HTTP layer (nothing was rented).
+//!    An offer that is gone (taken by someone else, or cannot start now:
 //!    `no_such_ask`, 404/410) → the next one, at most
 //!    [`VastBuilder::with_max_offer_attempts`] (default 3); the reasons are collected
 //!    into the final `Capacity` error.
-//! 4. A rent whose outcome is unknown (timeout or 5xx after it was sent,
-//!    [`Error::is_ambiguous`]) is reconciled by listing instances for the label —
+//! 4. A rent whose outcome is unknown (timeout or 5xx after it was sent, a 2xx that
+//!    cannot be decoded or names no instance: [`Error::is_ambiguous`]) is reconciled by
+//!    listing instances for the label (the shared `providers::reconcile` step) —
 //!    several times, as the listing may lag — before anything else happens; a found
 //!    instance is the result (extra ones of the same launch are destroyed), none found
 //!    returns the error saying a new spawn is safe. Never two instances.
@@ -102,7 +104,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use super::reconcile::{find_launch, keep_first, ReconcilePolicy};
+use super::reconcile::{create_once_listed, Launch, Launched, ReconcilePolicy};
 use crate::auth::{AuthHandle, Secret};
 use crate::config::{Config, ProviderSettings};
 use crate::error::{Error, ErrorKind, Result};
@@ -136,22 +138,18 @@ pub struct Vast {
 #[derive(Debug, Clone, Copy)]
 struct Tuning {
     max_offer_attempts: usize,
-    reconcile_attempts: u32,
-    reconcile_delay: Duration,
+    reconcile: ReconcilePolicy,
     spot_checks: u32,
     spot_check_interval: Duration,
-    rent_rate_retries: u32,
 }
 
 impl Default for Tuning {
     fn default() -> Tuning {
         Tuning {
             max_offer_attempts: 3,
-            reconcile_attempts: 4,
-            reconcile_delay: Duration::from_secs(1),
+            reconcile: ReconcilePolicy::new(4, Duration::from_secs(1)),
             spot_checks: 3,
             spot_check_interval: Duration::from_secs(2),
-            rent_rate_retries: 3,
         }
     }
 }
@@ -224,68 +222,6 @@ impl Vast {
             ));
         }
         Ok(())
-    }
-
-    async fn rent(&self, offer_id: u64, body: Value) -> Result<u64> {
-        let mut attempt = 0;
-        loop {
-            match self.instances.rent(offer_id, body.clone()).await {
-                // A 429 means Vast refused the request: nothing was created, so it may be
-                // sent again after the pause (bounded).
-                Err(e)
-                    if e.kind() == ErrorKind::RateLimited
-                        && !e.is_ambiguous()
-                        && attempt < self.tuning.rent_rate_retries =>
-                {
-                    attempt += 1;
-                    let pause = e.retry_after().unwrap_or(error::RATE_LIMIT_PAUSE) * attempt;
-                    tracing::debug!(
-                        provider = NAME,
-                        offer = offer_id,
-                        ?pause,
-                        "rent rate-limited; waiting"
-                    );
-                    tokio::time::sleep(pause).await;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    /// After an ambiguous rent: the launch's instance, if Vast created one.
-    ///
-    /// `Ok(None)` only when at least one complete listing found nothing; when every
-    /// listing failed, the last listing error (nothing can be concluded).
-    async fn reconcile(&self, req: &ComputeRequest) -> Result<Option<Value>> {
-        let label = req.launch_name();
-        let filter = json!({"label": {"eq": label}});
-        let policy = ReconcilePolicy {
-            attempts: self.tuning.reconcile_attempts,
-            first_delay: self.tuning.reconcile_delay,
-        };
-        let mut found = find_launch(
-            policy,
-            || self.instances.list_all(Some(&filter)),
-            |i: &Value| {
-                i.get("label").and_then(Value::as_str) == Some(label.as_str())
-                    && translate::status(i) != ComputeStatus::Terminated
-            },
-        )
-        .await?;
-        found.sort_by_key(|i| i.get("id").and_then(Value::as_u64).unwrap_or(u64::MAX));
-        let id_of = |i: &Value| {
-            i.get("id")
-                .and_then(Value::as_u64)
-                .unwrap_or_default()
-                .to_string()
-        };
-        Ok(keep_first(NAME, found, id_of, |id| async move {
-            match id.parse::<u64>() {
-                Ok(n) => self.instances.destroy(n).await.map(|_| ()),
-                Err(_) => Ok(()),
-            }
-        })
-        .await)
     }
 
     /// The rented instance as seen right after the rent. For spot, an instance that
@@ -442,8 +378,7 @@ impl VastBuilder {
     /// Listings, and the first pause between them, before an ambiguous rent is
     /// concluded to have created nothing (default 4 from 1 s, doubling).
     pub fn with_reconcile(mut self, attempts: u32, first_delay: Duration) -> VastBuilder {
-        self.tuning.reconcile_attempts = attempts.max(1);
-        self.tuning.reconcile_delay = first_delay;
+        self.tuning.reconcile = ReconcilePolicy::new(attempts, first_delay);
         self
     }
 
@@ -545,10 +480,7 @@ impl Provider for Vast {
             ));
         }
         let query = OfferQuery::for_request(req)?;
-        let (auth, mut env) = AuthHandle::mint(req.auth);
-        for (k, v) in &req.env {
-            env.entry(k.clone()).or_insert_with(|| v.clone());
-        }
+        let (auth, env) = AuthHandle::mint_for(req);
         // Validate what can be validated before spending a search.
         translate::runtype(req)?;
         self.check_no_account_key(&translate::create_body(req, &env, None)?)?;
@@ -566,6 +498,8 @@ impl Provider for Vast {
             .with_provider(NAME)
             .with_operation("spawn"));
         }
+        // Vast filters labels server-side; its full listing pages slowly.
+        let launch = Launch::new(NAME, "instance", req, self.tuning.reconcile).by_name();
         let mut reasons: Vec<String> = Vec::new();
         for offer in offers.iter().take(self.tuning.max_offer_attempts) {
             let bid = if req.spot {
@@ -575,46 +509,18 @@ impl Provider for Vast {
             };
             let body = translate::create_body(req, &env, bid)?;
             self.check_no_account_key(&body)?;
-            let (id, seen) = match self.rent(offer.id, body).await {
-                Ok(id) => (id, None),
+            let rent = self.instances.rent(offer.id, body);
+            let id = match create_once_listed(self, &launch, rent).await {
+                Ok(Launched::Created(id)) => id,
+                Ok(Launched::Adopted(c)) => instance_id(&c.id)?,
                 Err(e) if error::is_offer_gone(&e) => {
                     tracing::info!(provider = NAME, offer = offer.id, reason = %e.message(), "offer gone; trying the next");
                     reasons.push(format!("offer {}: {}", offer.id, e.message()));
                     continue;
                 }
-                Err(e) if e.is_ambiguous() => {
-                    tracing::warn!(provider = NAME, launch = %req.launch_name(), "ambiguous rent; reconciling by listing");
-                    let found = match self.reconcile(req).await {
-                        Ok(found) => found,
-                        Err(list_err) => {
-                            let msg = format!(
-                                "{}; listing to check for an instance labelled {} failed too ({}), so one may exist: run `atlas ls --provider vast` before spawning again",
-                                e.message(),
-                                req.launch_name(),
-                                list_err.message()
-                            );
-                            return Err(e.with_message(msg));
-                        }
-                    };
-                    match found {
-                        Some(inst) => {
-                            let id = inst.get("id").and_then(Value::as_u64).unwrap_or_default();
-                            (id, Some(inst))
-                        }
-                        None => {
-                            let msg = format!(
-                                "{}; no instance labelled {} appeared after {} listings, so nothing was rented and a new spawn is safe",
-                                e.message(),
-                                req.launch_name(),
-                                self.tuning.reconcile_attempts
-                            );
-                            return Err(e.with_message(msg));
-                        }
-                    }
-                }
                 Err(e) => return Err(e),
             };
-            let inst = self.settle(req, id, seen, bid).await?;
+            let inst = self.settle(req, id, None, bid).await?;
             let mut c = self.compute_for(req, id, inst.as_ref(), Some(offer), bid);
             c.auth = auth;
             return Ok(c);
