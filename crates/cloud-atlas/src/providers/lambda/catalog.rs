@@ -121,7 +121,12 @@ pub fn candidates<'a>(catalog: &'a [CatalogEntry], req: &ComputeRequest) -> Vec<
         Some(g) => {
             let exact = translate::instance_type_name(g, req.gpu_count).ok();
             if let Some(name) = &exact {
-                out.extend(catalog.iter().filter(|e| &e.instance_type.name == name));
+                // One fragment can mean two form factors (`gpu_1x_a100` is PCIe,
+                // `gpu_8x_a100` SXM4): the exact name counts only if its GPU is the one asked.
+                out.extend(catalog.iter().filter(|e| {
+                    &e.instance_type.name == name
+                        && e.instance_type.gpu().is_none_or(|o| g.covers(o))
+                }));
             }
             let mut others: Vec<&CatalogEntry> = catalog
                 .iter()
@@ -350,6 +355,23 @@ mod tests {
         // h100 (any form factor) takes the SXM type.
         let (t, _) = choose(&cat(), &gpu(Gpu::H100, 2).build().unwrap(), key()).unwrap();
         assert_eq!(t.instance_type, "gpu_2x_h100_sxm5");
+    }
+
+    #[test]
+    fn a_form_factor_in_the_name_is_held() {
+        // gpu_8x_a100 shares the PCIe types' fragment but is SXM4: never for a PCIe ask.
+        let r = gpu(Gpu::A100_PCIE_40G, 8).build().unwrap();
+        assert!(candidates(&cat(), &r).is_empty());
+        let (t, _) = choose(&cat(), &gpu(Gpu::A100_SXM4_40G, 8).build().unwrap(), key()).unwrap();
+        assert_eq!(t.instance_type, "gpu_8x_a100");
+        // An 80 GB ask never takes a 40 GB type.
+        let r = gpu(Gpu::A100_SXM4_80G, 8).build().unwrap();
+        let all = cat();
+        let names: Vec<&str> = candidates(&all, &r)
+            .iter()
+            .map(|e| e.instance_type.name.as_str())
+            .collect();
+        assert_eq!(names, vec!["gpu_8x_a100_80gb_sxm4"]);
     }
 
     #[test]
