@@ -375,7 +375,7 @@ impl Provider for FlyMachines {
             return Err(Error::unsupported(
                 NAME,
                 "spawn",
-                format!("Fly.io retired GPU Machines in 2026, so {g} cannot be requested; orgs that still have GPU access can pass --provider-opt gpu_kind=KIND"),
+                format!("Fly.io retired GPU Machines in 2026, so {g} cannot be requested; orgs that still have GPU access can pass --gpu native:KIND (e.g. native:a100-pcie-40gb) or --provider-opt gpu_kind=KIND"),
             ));
         }
         let app = self.app_for(req)?;

@@ -88,8 +88,22 @@ impl CatalogApi {
     }
 }
 
+/// The instance type a native GPU id names: an instance type name as it is
+/// (`gpu_8x_a100`), or a GPU fragment with the count (`a100_sxm4` → `gpu_1x_a100_sxm4`).
+pub fn native_instance_type(req: &ComputeRequest) -> Option<String> {
+    let id = req.native_gpu.as_deref()?;
+    Some(if id.starts_with("gpu_") {
+        id.to_string()
+    } else {
+        format!("gpu_{}x_{id}", req.gpu_count.max(1))
+    })
+}
+
 fn what(req: &ComputeRequest) -> String {
     if let Some(t) = req.opt_str("instance_type") {
+        return format!("instance type {t}");
+    }
+    if let Some(t) = native_instance_type(req) {
         return format!("instance type {t}");
     }
     match req.gpu {
@@ -113,7 +127,11 @@ fn what(req: &ComputeRequest) -> String {
 /// requests, GPU-less types meeting the `cpus`/`memory_gb` floors, cheapest first.
 pub fn candidates<'a>(catalog: &'a [CatalogEntry], req: &ComputeRequest) -> Vec<&'a CatalogEntry> {
     let mut out: Vec<&CatalogEntry> = Vec::new();
-    if let Some(pinned) = req.opt_str("instance_type") {
+    if let Some(pinned) = req
+        .opt_str("instance_type")
+        .map(str::to_string)
+        .or_else(|| native_instance_type(req))
+    {
         out.extend(catalog.iter().filter(|e| e.instance_type.name == pinned));
         return out;
     }
@@ -180,6 +198,7 @@ pub fn choose(
     if cands.is_empty() {
         let (field, name) = match (req.opt_str("instance_type"), req.gpu) {
             (Some(t), _) => ("provider_opts.instance_type", Some(t.to_string())),
+            (None, None) if req.native_gpu.is_some() => ("gpu", native_instance_type(req)),
             (None, Some(g)) => (
                 "gpu",
                 Some(translate::instance_type_name(g, req.gpu_count)?),

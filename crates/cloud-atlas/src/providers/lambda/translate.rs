@@ -527,7 +527,7 @@ pub fn container_script(req: &ComputeRequest, env: &BTreeMap<String, String>) ->
         "docker run -d --restart unless-stopped --name atlas-{} --env-file {file}",
         req.launch_id
     );
-    if req.gpu.is_some() {
+    if req.wants_gpu() {
         cmd.push_str(" --gpus all");
     }
     for p in req.ports.iter().filter(|p| p.port != 22) {
