@@ -941,6 +941,36 @@ mod tests {
     use crate::ErrorKind;
 
     #[test]
+    fn a_native_gpu_is_a_gpu_request_and_never_with_a_canonical_one() {
+        let r = ComputeRequest::builder()
+            .native_gpu(" NVIDIA A40 ")
+            .image("i")
+            .build()
+            .unwrap();
+        assert_eq!(r.native_gpu.as_deref(), Some("NVIDIA A40"));
+        assert_eq!((r.gpu, r.gpu_count, r.wants_gpu()), (None, 1, true));
+        assert_eq!(r.gpu_choice(), Some(GpuChoice::Native("NVIDIA A40".into())));
+        let e = ComputeRequest::builder()
+            .native_gpu("NVIDIA A40")
+            .gpu(Gpu::A100_80G)
+            .image("i")
+            .build()
+            .unwrap_err();
+        assert!(e.message().starts_with("gpu: "), "{e}");
+        let e = ComputeRequest::builder()
+            .native_gpu("  ")
+            .image("i")
+            .build()
+            .unwrap_err();
+        assert!(e.message().starts_with("gpu: "), "{e}");
+        // Old serialised requests (no native_gpu) still read.
+        let mut v = serde_json::to_value(&r).unwrap();
+        v.as_object_mut().unwrap().remove("native_gpu");
+        let back: ComputeRequest = serde_json::from_value(v).unwrap();
+        assert_eq!(back.native_gpu, None);
+    }
+
+    #[test]
     fn debug_shows_env_names_not_values() {
         let b = ComputeRequest::builder()
             .image("img")

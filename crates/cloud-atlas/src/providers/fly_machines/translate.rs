@@ -240,6 +240,30 @@ mod tests {
     use crate::spec::AuthMode;
 
     #[test]
+    fn a_native_gpu_is_the_gpu_kind() {
+        let env = BTreeMap::new();
+        let req = ComputeRequest::builder()
+            .native_gpu("a100-pcie-40gb")
+            .gpu_count(2)
+            .image("img")
+            .provider_opt("app", "my-app")
+            .build()
+            .unwrap();
+        let b = create_body(&req, &env).unwrap();
+        assert_eq!(b["config"]["guest"]["gpu_kind"], "a100-pcie-40gb");
+        assert_eq!(b["config"]["guest"]["gpus"], 2);
+        assert_eq!(b["config"]["guest"]["cpu_kind"], "performance");
+        let clash = ComputeRequest::builder()
+            .native_gpu("a100-pcie-40gb")
+            .image("img")
+            .provider_opt("gpu_kind", "l40s")
+            .build()
+            .unwrap();
+        let e = create_body(&clash, &env).unwrap_err();
+        assert!(e.message().starts_with("provider_opts.gpu_kind"), "{e}");
+    }
+
+    #[test]
     fn create_body_shape() {
         let req = ComputeRequest::builder()
             .cpus(2)

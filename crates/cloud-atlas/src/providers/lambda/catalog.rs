@@ -377,6 +377,41 @@ mod tests {
     }
 
     #[test]
+    fn a_native_id_names_the_instance_type() {
+        // A fragment, with the count.
+        let r = ComputeRequest::builder()
+            .native_gpu("v100")
+            .gpu_count(8)
+            .image("i")
+            .build()
+            .unwrap();
+        assert_eq!(native_instance_type(&r).as_deref(), Some("gpu_8x_v100"));
+        let names: Vec<String> = candidates(&cat(), &r)
+            .iter()
+            .map(|e| e.instance_type.name.clone())
+            .collect();
+        assert!(names.iter().all(|n| n == "gpu_8x_v100"), "{names:?}");
+        // A whole instance type name, as it is.
+        let r = ComputeRequest::builder()
+            .native_gpu("gpu_1x_rtx6000")
+            .image("i")
+            .build()
+            .unwrap();
+        assert_eq!(native_instance_type(&r).as_deref(), Some("gpu_1x_rtx6000"));
+        // Unlisted without a region: refused naming gpu.
+        let r = ComputeRequest::builder()
+            .native_gpu("x200")
+            .image("i")
+            .build()
+            .unwrap();
+        let e = choose(&cat(), &r, key()).unwrap_err();
+        assert!(
+            e.message().starts_with("gpu: ") && e.message().contains("gpu_1x_x200"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn a_form_factor_in_the_name_is_held() {
         // gpu_8x_a100 shares the PCIe types' fragment but is SXM4: never for a PCIe ask.
         let r = gpu(Gpu::A100_PCIE_40G, 8).build().unwrap();

@@ -507,6 +507,39 @@ mod tests {
     }
 
     #[test]
+    fn gpu_ids_are_the_form_factor_asked_for_and_native_ids_pass_verbatim() {
+        let env = BTreeMap::new();
+        let body = |b: crate::spec::ComputeRequestBuilder| {
+            create_body(&b.image("i").build().unwrap(), &env).unwrap()
+        };
+        let b = body(ComputeRequest::builder().gpu(Gpu::A100_SXM4_80G));
+        assert_eq!(b["gpu"]["id"], "NVIDIA A100-SXM4-80GB");
+        let b = body(ComputeRequest::builder().gpu(Gpu::A100_PCIE_80G));
+        assert_eq!(b["gpu"]["id"], "NVIDIA A100 80GB PCIe");
+        let b = body(ComputeRequest::builder().gpu(Gpu::RTX_5090).gpu_count(2));
+        assert_eq!(
+            b["gpu"],
+            json!({"id": "NVIDIA GeForce RTX 5090", "count": 2})
+        );
+        let b = body(ComputeRequest::builder().native_gpu("NVIDIA RTX A4500"));
+        assert_eq!(b["gpu"], json!({"id": "NVIDIA RTX A4500", "count": 1}));
+        // RunPod sells no 40 GB A100: refused before any call, naming the native route.
+        let e = create_body(
+            &ComputeRequest::builder()
+                .gpu(Gpu::A100_40G)
+                .image("i")
+                .build()
+                .unwrap(),
+            &env,
+        )
+        .unwrap_err();
+        assert!(
+            e.message().starts_with("gpu: ") && e.message().contains("native:"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn create_body_matches_the_spec_shape() {
         let req = request();
         let env = BTreeMap::from([("A".to_string(), "1".to_string())]);
