@@ -545,9 +545,13 @@ impl Provider for Vast {
             return Err(Error::new(
                 ErrorKind::Capacity,
                 format!(
-                    "no Vast offer matches {}x {}{}; widen the search (other regions, --provider-opt max_price=…, min_reliability=…)",
+                    "no Vast offer matches {}x {}{}{}; widen the search (other regions, --provider-opt max_price=…, min_reliability=…)",
                     req.gpu_count,
                     query.gpu_names.join("/"),
+                    query
+                        .gpu_ram_mb
+                        .map(|(lo, hi)| format!(" with {lo}-{hi} MB per GPU"))
+                        .unwrap_or_default(),
                     if req.spot { " (interruptible)" } else { "" }
                 ),
             )
