@@ -45,6 +45,7 @@ pub fn build(name: &str, settings: ProviderSettings, config: &Config) -> Result<
         )),
         #[cfg(feature = "fly")]
         "fly" => {
+            let settings_has_org = settings.option_str("org").is_some();
             let mut b = fly_machines::FlyMachinesBuilder::from_settings(settings);
             if let Some(app) = config
                 .env(fly_machines::FLY_APP_NAME_ENV)
@@ -52,6 +53,14 @@ pub fn build(name: &str, settings: ProviderSettings, config: &Config) -> Result<
             {
                 if b.app().is_none() {
                     b = b.with_app(app);
+                }
+            }
+            if !settings_has_org {
+                if let Some(org) = config
+                    .env(fly_machines::FLY_ORG_ENV)
+                    .filter(|o| !o.is_empty())
+                {
+                    b = b.with_org(org);
                 }
             }
             Ok(Arc::new(b.build()?))

@@ -13,6 +13,12 @@
 //! machine id when the machine lives in the configured default app, and `app/machine_id`
 //! otherwise, so `get`/`stop`/`terminate` always know the app.
 //!
+//! Without a default app, `list` covers the whole organisation: the apps of the org
+//! (`GET /apps?org_slug=`; option `org` under `[providers.fly]`, `FLY_ORG`, or
+//! [`FlyMachinesBuilder::with_org`]; default `personal`), then the machines of every app,
+//! at most [`LIST_CONCURRENCY`] apps at a time, each machine as
+//! `app/machine_id`.
+//!
 //! # Spawn
 //! See [`translate::create_body`]: guest size from `cpus`/`memory_gb`, services for the
 //! requested ports (HTTP through Fly's proxy at `https://{app}.fly.dev`; to reach one
@@ -62,12 +68,19 @@ pub const DEFAULT_BASE_URL: &str = "https://api.machines.dev/v1";
 pub const FLY_API_TOKEN_ENV: &str = "FLY_API_TOKEN";
 /// Env var naming the default app.
 pub const FLY_APP_NAME_ENV: &str = "FLY_APP_NAME";
+/// Env var naming the organisation listed when no app is configured.
+pub const FLY_ORG_ENV: &str = "FLY_ORG";
+/// The organisation listed when none is configured (the user's personal one).
+pub const DEFAULT_ORG: &str = "personal";
+/// Most apps whose machines are listed at once when listing a whole organisation.
+pub const LIST_CONCURRENCY: usize = 8;
 
 /// The Fly Machines provider.
 #[derive(Debug, Clone)]
 pub struct FlyMachines {
     api: MachinesApi,
     app: Option<String>,
+    org: String,
     reconcile_attempts: u32,
     reconcile_delay: Duration,
 }
@@ -77,6 +90,7 @@ pub struct FlyMachines {
 pub struct FlyMachinesBuilder {
     settings: ProviderSettings,
     app: Option<String>,
+    org: Option<String>,
     retry: Option<RetryConfig>,
     limits: FlyLimits,
     reconcile_attempts: Option<u32>,
@@ -158,10 +172,40 @@ impl FlyMachines {
         }
     }
 
-    fn default_app(&self) -> Result<&str> {
-        self.app.as_deref().ok_or_else(|| {
-            Error::validation("app", "listing Fly machines needs an app: set app under [providers.fly] in atlas.toml or FLY_APP_NAME")
-        })
+    /// The apps to list: the default app, or every app of the organisation (each one is
+    /// listed, whatever its `machine_count` says: a listing must not hide a machine
+    /// that bills).
+    async fn apps_to_list(&self) -> Result<Vec<String>> {
+        if let Some(app) = &self.app {
+            return Ok(vec![app.clone()]);
+        }
+        self.api.list_apps(&self.org).await
+    }
+
+    /// The machines of `apps`, at most [`LIST_CONCURRENCY`] apps at a time, in the order
+    /// of `apps`. An app deleted since the apps were listed (404) has no machines; any
+    /// other failure fails the listing, naming the app.
+    async fn machines_of(
+        &self,
+        apps: Vec<String>,
+    ) -> Result<Vec<(String, Vec<serde_json::Value>)>> {
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        let several = apps.len() > 1;
+        stream::iter(apps)
+            .map(|app| async move {
+                match self.api.list(&app, None).await {
+                    Ok(ms) => Ok((app, ms)),
+                    Err(e) if several && e.kind() == ErrorKind::NotFound => Ok((app, Vec::new())),
+                    Err(e) if several => {
+                        let msg = format!("listing the machines of app {app}: {}", e.message());
+                        Err(e.with_message(msg))
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+            .buffered(LIST_CONCURRENCY)
+            .try_collect()
+            .await
     }
 
     async fn ensure_app(&self, app: &str, req: &ComputeRequest) -> Result<()> {
@@ -241,15 +285,20 @@ impl FlyMachinesBuilder {
                 .ok()
                 .filter(|s| !s.is_empty());
         }
+        if b.org.is_none() {
+            b.org = std::env::var(FLY_ORG_ENV).ok().filter(|s| !s.is_empty());
+        }
         b
     }
 
-    /// Resolved settings (`api_key`, `base_url`, option `app`).
+    /// Resolved settings (`api_key`, `base_url`, options `app` and `org`).
     pub fn from_settings(settings: ProviderSettings) -> FlyMachinesBuilder {
         let app = settings.option_str("app").map(str::to_string);
+        let org = settings.option_str("org").map(str::to_string);
         FlyMachinesBuilder {
             settings,
             app,
+            org,
             ..FlyMachinesBuilder::default()
         }
     }
@@ -274,6 +323,13 @@ impl FlyMachinesBuilder {
     /// The default app.
     pub fn with_app(mut self, app: impl Into<String>) -> FlyMachinesBuilder {
         self.app = Some(app.into());
+        self
+    }
+
+    /// The organisation whose apps `list` covers when no app is set (default
+    /// [`DEFAULT_ORG`]).
+    pub fn with_org(mut self, org: impl Into<String>) -> FlyMachinesBuilder {
+        self.org = Some(org.into());
         self
     }
 
@@ -315,6 +371,8 @@ impl FlyMachinesBuilder {
         if let Some(app) = &self.app {
             validate_app(app)?;
         }
+        let org = self.org.unwrap_or_else(|| DEFAULT_ORG.to_string());
+        validate_org(&org)?;
         let base = s
             .base_url
             .clone()
@@ -331,9 +389,26 @@ impl FlyMachinesBuilder {
         Ok(FlyMachines {
             api: MachinesApi::new(api, self.limits),
             app: self.app,
+            org,
             reconcile_attempts: self.reconcile_attempts.unwrap_or(4),
             reconcile_delay: self.reconcile_delay.unwrap_or(Duration::from_millis(500)),
         })
+    }
+}
+
+fn validate_org(org: &str) -> Result<()> {
+    let ok = !org.is_empty()
+        && org.len() <= 63
+        && org
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::validation(
+            "org",
+            format!("{org:?} is not a Fly organisation slug; use lowercase letters, digits and - (or personal)"),
+        ))
     }
 }
 
@@ -429,17 +504,21 @@ impl Provider for FlyMachines {
     }
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Compute>> {
-        let app = self.default_app()?.to_string();
-        let all = self.api.list(&app, None).await?;
-        Ok(all
-            .iter()
-            .map(|m| {
-                let mid = m.get("id").and_then(|v| v.as_str()).unwrap_or_default();
-                translate::compute(&app, self.external_id(&app, mid), m)
-            })
-            .filter(|c| c.status != crate::spec::ComputeStatus::Terminated)
-            .filter(|c| filter.matches(c))
-            .collect())
+        let apps = self.apps_to_list().await?;
+        let mut out = Vec::new();
+        for (app, machines) in self.machines_of(apps).await? {
+            out.extend(
+                machines
+                    .iter()
+                    .map(|m| {
+                        let mid = m.get("id").and_then(|v| v.as_str()).unwrap_or_default();
+                        translate::compute(&app, self.external_id(&app, mid), m)
+                    })
+                    .filter(|c| c.status != crate::spec::ComputeStatus::Terminated)
+                    .filter(|c| filter.matches(c)),
+            );
+        }
+        Ok(out)
     }
 
     async fn stop(&self, id: &str) -> Result<()> {
