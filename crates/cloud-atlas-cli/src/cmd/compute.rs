@@ -604,6 +604,7 @@ pub(crate) fn credential_lines(c: &Compute) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cloud_atlas::Gpu;
 
     fn args() -> SpawnArgs {
         SpawnArgs {
