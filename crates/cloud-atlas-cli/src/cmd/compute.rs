@@ -21,7 +21,7 @@ use clap::Args;
 use cloud_atlas::auth::AuthHandle;
 use cloud_atlas::spec::deadline;
 use cloud_atlas::{
-    AuthMode, Checked, CloudType, Compute, ComputeRequest, ComputeStatus, Error, ErrorKind, Gpu,
+    AuthMode, Checked, CloudType, Compute, ComputeRequest, ComputeStatus, Error, ErrorKind,
     GpuChoice, ListFilter, Provider, Result,
 };
 use comfy_table::Cell;
