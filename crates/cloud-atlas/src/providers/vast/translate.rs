@@ -981,7 +981,7 @@ mod tests {
                 b["gpu_ram"]["lte"].as_u64().unwrap(),
             );
             assert!(
-                lo > 40_960 * 3 / 2 && lo <= 81_000 && hi >= 81_920 && hi < 95_000,
+                (61_441..=81_000).contains(&lo) && (81_920..95_000).contains(&hi),
                 "{b}"
             );
             assert!(b["gpu_name"]["in"]
