@@ -144,6 +144,53 @@ fn bad_gpu_exits_2_naming_the_allowed_gpus() {
 }
 
 #[test]
+fn an_ambiguous_gpu_exits_2_listing_the_choices_and_a_native_id_is_taken() {
+    let s = Sandbox::new();
+    let r = s.run(&[
+        "spawn",
+        "--provider",
+        "mock",
+        "--gpu",
+        "a100",
+        "--image",
+        "x",
+    ]);
+    assert_eq!(r.code, 2, "{r:#?}");
+    let line = r.error_line();
+    assert!(line.contains("gpu") && line.contains("ambiguous"), "{line}");
+    for choice in ["a100_sxm4_80g", "a100_pcie_80g", "a100_40g"] {
+        assert!(line.contains(choice), "{line}");
+    }
+    // The mock's native ids are the canonical names.
+    let c = s
+        .run(&[
+            "spawn",
+            "--provider",
+            "mock",
+            "--gpu",
+            "native:a100_pcie_80g",
+            "--image",
+            "x",
+            "-o",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(c["gpu"], "a100_pcie_80g", "{c}");
+    let r = s.run(&[
+        "spawn",
+        "--provider",
+        "mock",
+        "--gpu",
+        "native:",
+        "--image",
+        "x",
+    ]);
+    assert_eq!(r.code, 2, "{r:#?}");
+    assert!(r.error_line().contains("gpu"), "{r:#?}");
+}
+
+#[test]
 fn bad_flag_values_are_one_line_naming_field_and_allowed_values() {
     let s = Sandbox::new();
     for (args, field, allowed) in [
@@ -355,8 +402,35 @@ fn stop_start_and_gpus() {
     assert!(prices.len() > 5);
     assert!(prices.windows(2).all(|w| w[0] <= w[1]), "{prices:?}");
     let h100 = s.run(&["gpus", "--gpu", "H100", "-o", "json"]).ok().json();
-    assert!(h100.as_array().unwrap().iter().all(|g| g["gpu"] == "h100"));
-    assert!(!h100.as_array().unwrap().is_empty());
+    // The GPUs that serve an h100 request: h100 and its form factors.
+    let kinds: Vec<&str> = h100
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["gpu"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"h100"), "{kinds:?}");
+    assert!(
+        kinds
+            .iter()
+            .all(|k| ["h100", "h100_sxm", "h100_pcie"].contains(k)),
+        "{kinds:?}"
+    );
+    let a100 = s
+        .run(&["gpus", "--gpu", "a100_80g", "-o", "json"])
+        .ok()
+        .json();
+    let kinds: Vec<&str> = a100
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["gpu"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"a100_sxm4_80g") && kinds.contains(&"a100_pcie_80g"),
+        "{kinds:?}"
+    );
+    assert!(!kinds.iter().any(|k| k.contains("40g")), "{kinds:?}");
 }
 
 #[test]

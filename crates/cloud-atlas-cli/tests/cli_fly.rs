@@ -2,6 +2,9 @@
 //! fake `fly` shell scripts on a private `PATH` and a local server speaking Fly's
 //! JSON:API logs shape.
 
+#[path = "../../cloud-atlas/tests/support/mod.rs"]
+mod support;
+
 mod common;
 
 use std::collections::HashMap;
@@ -1127,4 +1130,39 @@ fn sigterm_or_sighup_stops_a_deploy_and_the_whole_fly_process_group() {
             )
         );
     }
+}
+
+/// `atlas --provider fly ls` with no app configured lists every app of the organisation
+/// against Fly's published Machines spec (every request must validate), and the
+/// `APP/MACHINE_ID` ids it prints work for `get`, `stop` and `terminate`.
+#[test]
+fn ls_without_an_app_covers_the_org_and_its_ids_work_against_the_spec() {
+    let prism = support::prism::Prism::start("fly/machines-openapi3.json");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("atlas.toml"), "").unwrap();
+    let run = |args: &[&str]| {
+        Run::from(
+            common::atlas(dir.path(), args)
+                .env("FLY_API_TOKEN", "fm2_placeholder-macaroon")
+                .env("ATLAS_FLY_BASE_URL", prism.base_url())
+                .output()
+                .unwrap(),
+        )
+    };
+    let listed = run(&["ls", "--provider", "fly", "-o", "json"]).ok().json();
+    let items = listed.as_array().unwrap();
+    assert!(!items.is_empty(), "{listed}");
+    for c in items {
+        let id = c["id"].as_str().unwrap();
+        assert!(
+            id.split_once('/')
+                .is_some_and(|(a, m)| !a.is_empty() && !m.is_empty()),
+            "{id}"
+        );
+    }
+    let id = items[0]["id"].as_str().unwrap().to_string();
+    run(&["get", &id, "--provider", "fly", "-o", "json"]).ok();
+    run(&["stop", &id, "--provider", "fly"]).ok();
+    run(&["terminate", &id, "--provider", "fly"]).ok();
+    prism.assert_no_violations();
 }

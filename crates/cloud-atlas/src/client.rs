@@ -175,6 +175,10 @@ impl Checked {
     ///
     /// # Errors
     /// `Unsupported` naming the capability the request needs.
+    ///
+    /// A native GPU id ([`ComputeRequest::native_gpu`]) is the provider's own word and
+    /// is judged by the provider (Fly, which lists no GPUs since it retired GPU Machines,
+    /// still passes `gpu_kind` on for orgs that have them).
     pub fn check_request(&self, req: &ComputeRequest) -> Result<()> {
         if req.gpu.is_some() {
             self.require(
@@ -182,7 +186,7 @@ impl Checked {
                 "spawn",
                 "it cannot spawn GPU machines",
             )?;
-        } else {
+        } else if req.native_gpu.is_none() {
             self.require(
                 Capability::SpawnCpu,
                 "spawn",
@@ -214,7 +218,7 @@ impl Checked {
         crate::spec::deadline::check(self.0.name(), &self.0.capabilities(), req)?;
         if let (Some(max), true) = (
             self.0.capabilities().max_gpus_per_instance(),
-            req.gpu.is_some(),
+            req.wants_gpu(),
         ) {
             if req.gpu_count > max {
                 return Err(Error::validation(

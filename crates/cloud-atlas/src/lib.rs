@@ -121,5 +121,5 @@ pub use error::{Error, ErrorKind, Result};
 pub use provider::{Provider, ProviderExt, Serverless};
 pub use spec::{
     AuthMode, Capabilities, Capability, CloudType, Compute, ComputeRequest, ComputeStatus, Gpu,
-    GpuType, Job, JobRequest, JobStatus, ListFilter, PortBinding, PortSpec, Protocol,
+    GpuChoice, GpuType, Job, JobRequest, JobStatus, ListFilter, PortBinding, PortSpec, Protocol,
 };

@@ -294,3 +294,215 @@ async fn actions_on_one_machine_are_paced() {
         );
     }
 }
+
+// ------------------------------------------------------- no app: the whole organisation
+
+fn org_provider(base: &str) -> FlyMachinesBuilder {
+    FlyMachinesBuilder::default()
+        .with_api_key("fm2_placeholder-macaroon")
+        .with_base_url(base)
+}
+
+#[tokio::test]
+async fn without_an_app_list_covers_the_org_and_conforms_to_the_spec() {
+    let prism = Prism::start(SPEC);
+    let fly = Checked::new(Arc::new(org_provider(&prism.base_url()).build().unwrap()));
+    let all = fly.list(&ListFilter::all()).await.unwrap();
+    prism.settle();
+    let log = prism.log();
+    let received: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("Request received"))
+        .collect();
+    // `org_slug` is required by the spec: a listing without it is a violation (checked
+    // below); its value is checked on the local server.
+    assert!(
+        received.iter().any(|l| l.contains("get /apps ")),
+        "the org's apps: {log}"
+    );
+    assert!(
+        received.iter().any(|l| l.contains("/machines")),
+        "then each app's machines: {log}"
+    );
+    for c in &all {
+        let (app, mid) = c.id.split_once('/').unwrap();
+        assert!(!app.is_empty() && !mid.is_empty(), "{}", c.id);
+        // The id names the app: get/stop/terminate need no configured app.
+        fly.get(&c.id).await.unwrap();
+    }
+    let org = org_provider(&prism.base_url())
+        .with_org("acme-corp")
+        .build()
+        .unwrap();
+    org.list(&ListFilter::all()).await.unwrap();
+    prism.assert_no_violations();
+    let e = org_provider(&prism.base_url())
+        .with_org("Acme Corp")
+        .build()
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Validation);
+    assert!(e.message().starts_with("org"), "{e}");
+}
+
+#[derive(Default)]
+struct Org {
+    apps: usize,
+    org_slugs: Vec<String>,
+    in_flight: usize,
+    peak: usize,
+    lists: usize,
+    calls: Vec<String>,
+}
+
+type SharedOrg = Arc<Mutex<Org>>;
+
+async fn org_apps(
+    State(s): State<SharedOrg>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Json<Value> {
+    let mut f = s.lock().unwrap();
+    f.org_slugs
+        .push(q.get("org_slug").cloned().unwrap_or_default());
+    let apps: Vec<Value> = (0..f.apps)
+        .map(|i| json!({"id": format!("id{i}"), "name": format!("app-{i}"), "machine_count": 1}))
+        .chain([json!({"id": "gone", "name": "deleted-meanwhile", "machine_count": 0})])
+        .collect();
+    Json(json!({"apps": apps, "total_apps": f.apps + 1}))
+}
+
+async fn org_machines(
+    State(s): State<SharedOrg>,
+    Path(app): Path<String>,
+) -> (StatusCode, Json<Value>) {
+    if app == "deleted-meanwhile" {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "app not found"})),
+        );
+    }
+    {
+        let mut f = s.lock().unwrap();
+        f.in_flight += 1;
+        f.lists += 1;
+        f.peak = f.peak.max(f.in_flight);
+    }
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    s.lock().unwrap().in_flight -= 1;
+    let n = app.trim_start_matches("app-");
+    (
+        StatusCode::OK,
+        Json(json!([
+            {"id": format!("m{n}"), "name": format!("atlas-{n}"), "state": "started",
+             "region": "ams", "created_at": "2026-11-27T00:00:00Z", "config": {}},
+            {"id": format!("gone{n}"), "name": "old", "state": "destroyed",
+             "region": "ams", "created_at": "2026-11-27T00:00:00Z", "config": {}}
+        ])),
+    )
+}
+
+async fn org_machine(
+    State(s): State<SharedOrg>,
+    method: axum::http::Method,
+    Path((app, id)): Path<(String, String)>,
+) -> Json<Value> {
+    s.lock().unwrap().calls.push(format!("{method} {app}/{id}"));
+    Json(
+        json!({"id": id, "name": "atlas-x", "state": "started", "region": "ams",
+        "created_at": "2026-11-27T00:00:00Z", "config": {}}),
+    )
+}
+
+async fn org_action(
+    State(s): State<SharedOrg>,
+    Path((app, id, action)): Path<(String, String, String)>,
+) -> StatusCode {
+    s.lock().unwrap().calls.push(format!("{action} {app}/{id}"));
+    StatusCode::OK
+}
+
+async fn org_server(apps: usize) -> (String, SharedOrg) {
+    let state: SharedOrg = Arc::new(Mutex::new(Org {
+        apps,
+        ..Org::default()
+    }));
+    let app = Router::new()
+        .route("/apps", axum::routing::get(org_apps))
+        .route("/apps/{app}/machines", axum::routing::get(org_machines))
+        .route(
+            "/apps/{app}/machines/{id}",
+            axum::routing::get(org_machine).delete(org_machine),
+        )
+        .route("/apps/{app}/machines/{id}/{action}", post(org_action))
+        .with_state(Arc::clone(&state));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (format!("http://{addr}"), state)
+}
+
+#[tokio::test]
+async fn the_org_is_listed_concurrently_with_a_bound_and_ids_name_the_app() {
+    let (base, state) = org_server(20).await;
+    let fly = org_provider(&base).with_org("acme").build().unwrap();
+    let started = Instant::now();
+    let all = fly.list(&ListFilter::all()).await.unwrap();
+    let took = started.elapsed();
+    let ids: Vec<&str> = all.iter().map(|c| c.id.as_str()).collect();
+    let want: Vec<String> = (0..20).map(|i| format!("app-{i}/m{i}")).collect();
+    assert_eq!(
+        ids, want,
+        "every app's live machines, in app order, as APP/MACHINE_ID"
+    );
+    {
+        let f = state.lock().unwrap();
+        assert_eq!(f.org_slugs, vec!["acme".to_string()]);
+        assert_eq!(
+            f.lists, 20,
+            "one listing per app (the deleted one answered 404)"
+        );
+        assert!(f.peak >= 2, "concurrent: peak {}", f.peak);
+        assert!(
+            f.peak <= cloud_atlas::providers::fly_machines::LIST_CONCURRENCY,
+            "bounded: peak {}",
+            f.peak
+        );
+    }
+    // 20 apps × 60 ms one after another would be 1.2 s.
+    assert!(took < Duration::from_millis(900), "{took:?}");
+
+    // APP/MACHINE_ID works for every call without a configured app.
+    fly.get("app-3/m3").await.unwrap();
+    fly.stop("app-3/m3").await.unwrap();
+    fly.start("app-4/m4").await.unwrap();
+    fly.terminate("app-5/m5").await.unwrap();
+    let calls = state.lock().unwrap().calls.clone();
+    assert_eq!(
+        calls,
+        vec![
+            "GET app-3/m3",
+            "stop app-3/m3",
+            "start app-4/m4",
+            "DELETE app-5/m5"
+        ]
+    );
+    // A bare machine id names no app.
+    let e = fly.get("m3").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Validation);
+    assert!(e.message().contains("APP/MACHINE_ID"), "{e}");
+
+    // With a configured app only that app is listed, ids stay bare.
+    let one = org_provider(&base).with_app("app-7").build().unwrap();
+    let listed = one.list(&ListFilter::all()).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, "m7");
+    assert_eq!(state.lock().unwrap().org_slugs.len(), 1, "no org listing");
+
+    // No org configured: the personal one.
+    org_provider(&base)
+        .build()
+        .unwrap()
+        .list(&ListFilter::all())
+        .await
+        .unwrap();
+    assert_eq!(state.lock().unwrap().org_slugs, vec!["acme", "personal"]);
+}

@@ -645,3 +645,35 @@ async fn billing_feeds_spend_reconciliation() {
     assert!((billed["7h9k2m4n6p"] - 12.34).abs() < 1e-9);
     prism.assert_no_violations();
 }
+
+/// The GPUs RunPod sells that the table used to lack, and a native gpuTypeId, create
+/// pods whose bodies validate against the spec (`Checked`: refused before any call when
+/// RunPod does not sell the GPU, e.g. a 40 GB A100).
+#[tokio::test]
+async fn new_and_native_gpus_create_valid_pods() {
+    let prism = Prism::start(SPEC);
+    let rp = Checked::new(Arc::new(provider(&prism.base_url())));
+    for b in [
+        ComputeRequest::builder().gpu(Gpu::A100_SXM4_80G),
+        ComputeRequest::builder().gpu(Gpu::RTX_5090),
+        ComputeRequest::builder().gpu(Gpu::H200_NVL),
+        ComputeRequest::builder().gpu(Gpu::RTX_PRO_6000_SERVER),
+        ComputeRequest::builder().native_gpu("NVIDIA RTX A4500"),
+    ] {
+        rp.spawn(&b.image("img").build().unwrap()).await.unwrap();
+    }
+    let before = prism.request_count();
+    let e = rp
+        .spawn(
+            &ComputeRequest::builder()
+                .gpu(Gpu::A100_40G)
+                .image("img")
+                .build()
+                .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Validation, "{e}");
+    assert_eq!(prism.request_count(), before, "refused before any call");
+    prism.assert_no_violations();
+}

@@ -567,3 +567,99 @@ async fn built_by_name_from_settings() {
     assert!(p.list(&ListFilter::all()).await.unwrap().is_empty());
     assert!(!format!("{p:?}").contains(KEY), "Debug never shows the key");
 }
+
+// ------------------------------------------------ the GPU asked for, memory included
+
+fn a100(id: u64, price: f64, gpu_ram: u64) -> Value {
+    let mut o = fake::offer(id, price);
+    o["gpu_name"] = json!("A100 SXM4");
+    o["gpu_ram"] = json!(gpu_ram);
+    o
+}
+
+#[tokio::test]
+async fn an_80gb_ask_never_rents_a_40gb_card_even_when_the_market_ignores_the_bound() {
+    // The server ignores every filter: the cheapest A100 SXM4 is a 40 GB card, and one
+    // offer does not say its memory at all.
+    let (base, s) = fake::start(|f| {
+        f.offers = vec![
+            a100(201, 0.60, 40_960),
+            a100(202, 0.70, 40_960),
+            {
+                let mut o = a100(203, 0.80, 0);
+                o.as_object_mut().unwrap().remove("gpu_ram");
+                o
+            },
+            a100(204, 1.10, 81_920),
+        ];
+    });
+    let vast = provider(&base);
+    for gpu in [Gpu::A100_SXM4_80G, Gpu::A100_80G] {
+        let req = ComputeRequest::builder()
+            .gpu(gpu)
+            .image("img")
+            .build()
+            .unwrap();
+        let c = vast.spawn(&req).await.unwrap();
+        assert!(c.gpu.is_some_and(|g| gpu.covers(g)), "{gpu}: {:?}", c.gpu);
+        let got = vast.get(&c.id).await.unwrap();
+        assert_eq!(got.gpu, Some(Gpu::A100_SXM4_80G), "by name and gpu_ram");
+        let rents = recs(&s, "PUT", "/api/v0/asks/");
+        assert_eq!(
+            rents.last().unwrap().path,
+            "/api/v0/asks/204/",
+            "{gpu}: only the 80 GB offer may be rented"
+        );
+        assert!(
+            rents.iter().all(|r| r.path == "/api/v0/asks/204/"),
+            "{rents:?}"
+        );
+        let search: Value =
+            serde_json::from_str(&recs(&s, "POST", "/api/v0/bundles/").last().unwrap().body)
+                .unwrap();
+        let lo = search["gpu_ram"]["gte"].as_u64().unwrap();
+        let hi = search["gpu_ram"]["lte"].as_u64().unwrap();
+        assert!(lo > 40_960 && lo <= 81_920 && hi >= 81_920, "{search}");
+        assert!(
+            search["gpu_name"]["in"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("A100 SXM4")),
+            "{search}"
+        );
+    }
+    // Only 40 GB cards on the market: nothing is rented.
+    let (base, s) = fake::start(|f| f.offers = vec![a100(201, 0.60, 40_960)]);
+    let req = ComputeRequest::builder()
+        .gpu(Gpu::A100_SXM4_80G)
+        .image("img")
+        .build()
+        .unwrap();
+    let e = provider(&base).spawn(&req).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Capacity, "{e}");
+    assert!(recs(&s, "PUT", "/api/v0/asks/").is_empty());
+}
+
+#[tokio::test]
+async fn the_gpu_ram_bound_and_a_native_name_validate_against_the_spec() {
+    let prism = Prism::start(PATCHED);
+    let inner = provider(&prism.base_url());
+    for req in [
+        ComputeRequest::builder()
+            .gpu(Gpu::A100_SXM4_80G)
+            .image("img")
+            .build()
+            .unwrap(),
+        ComputeRequest::builder()
+            .native_gpu("RTX 5880Ada")
+            .image("img")
+            .build()
+            .unwrap(),
+    ] {
+        let q = OfferQuery::for_request(&req).unwrap();
+        inner.offer_entries(&q).await.unwrap();
+    }
+    prism.assert_no_violations();
+    let log = prism.log();
+    assert!(log.contains("/api/v0/bundles"), "{log}");
+}

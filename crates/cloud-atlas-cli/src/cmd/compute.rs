@@ -21,8 +21,8 @@ use clap::Args;
 use cloud_atlas::auth::AuthHandle;
 use cloud_atlas::spec::deadline;
 use cloud_atlas::{
-    AuthMode, Checked, CloudType, Compute, ComputeRequest, ComputeStatus, Error, ErrorKind, Gpu,
-    ListFilter, Provider, Result,
+    AuthMode, Checked, CloudType, Compute, ComputeRequest, ComputeStatus, Error, ErrorKind,
+    GpuChoice, ListFilter, Provider, Result,
 };
 use comfy_table::Cell;
 use serde::Serialize;
@@ -35,7 +35,8 @@ use crate::wait::{self, Progress};
 /// Arguments of `atlas spawn` (they mirror `ComputeRequest`).
 #[derive(Debug, Default, Args)]
 pub(crate) struct SpawnArgs {
-    /// GPU model (h100, a100-80g, rtx-4090, …); omit for CPU-only compute
+    /// GPU model (h100, a100-sxm4-80g, rtx-4090, …; `atlas gpus` lists them), or the
+    /// provider's own id as native:ID (native:"NVIDIA A40"); omit for CPU-only compute
     #[arg(long, value_name = "GPU")]
     pub(crate) gpu: Option<String>,
     /// GPUs per machine [default: 1 with --gpu]
@@ -122,7 +123,7 @@ impl SpawnArgs {
     pub(crate) fn request(&self) -> Result<ComputeRequest> {
         let mut b = ComputeRequest::builder();
         if let Some(g) = &self.gpu {
-            b = b.gpu(g.parse::<Gpu>()?);
+            b = b.gpu_choice(g.parse::<GpuChoice>()?);
         }
         if let Some(n) = self.gpu_count {
             b = b.gpu_count(n);
@@ -726,6 +727,7 @@ pub(crate) fn credential_lines(c: &Compute) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cloud_atlas::Gpu;
 
     fn args() -> SpawnArgs {
         SpawnArgs {

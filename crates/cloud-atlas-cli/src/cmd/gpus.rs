@@ -36,7 +36,7 @@ pub(crate) async fn run(ctx: &Context, args: GpusArgs) -> Result<()> {
     let p = ctx.provider()?;
     let mut types = p.gpu_types().await?;
     if let Some(g) = want {
-        types.retain(|t| t.gpu == Some(g));
+        types.retain(|t| t.gpu.is_some_and(|o| g.covers(o)));
     }
     match args.sort {
         Some(SortKey::Price) => types.sort_by(by_price),

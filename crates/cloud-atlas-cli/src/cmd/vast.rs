@@ -14,7 +14,7 @@
 
 use clap::{Args, Subcommand};
 use cloud_atlas::providers::vast::{translate, Offer, OfferQuery, Vast, VastBuilder};
-use cloud_atlas::{Error, Gpu, Result};
+use cloud_atlas::{Error, GpuChoice, Result};
 use comfy_table::Cell;
 
 use crate::context::Context;
@@ -33,7 +33,8 @@ pub(crate) enum VastCommand {
 /// Arguments of `atlas vast offers`.
 #[derive(Debug, Args)]
 pub(crate) struct OffersArgs {
-    /// Only this GPU (canonical name, e.g. rtx_4090, h100)
+    /// Only this GPU (canonical name, e.g. rtx_4090, a100_sxm4_80g; or native:NAME with
+    /// Vast's own gpu_name)
     #[arg(long, value_name = "GPU")]
     gpu: Option<String>,
     /// Only offers with exactly this many GPUs
@@ -62,8 +63,17 @@ impl OffersArgs {
         let mut q = OfferQuery::catalog(self.spot);
         q.verified = self.verified;
         if let Some(g) = &self.gpu {
-            let gpu: Gpu = g.parse()?;
-            q.gpu_names = vec![gpu.require_provider_id("vast")?.to_string()];
+            match g.parse::<GpuChoice>()? {
+                GpuChoice::Canonical(gpu) => {
+                    q.gpu_names = gpu
+                        .require_provider_ids("vast")?
+                        .iter()
+                        .map(|n| n.to_string())
+                        .collect();
+                    q.gpu_ram_mb = Some(gpu.memory_mb_bounds());
+                }
+                GpuChoice::Native(name) => q.gpu_names = vec![name],
+            }
         }
         q.num_gpus = self
             .count

@@ -10,7 +10,7 @@ use cloud_atlas::orchestrator::{
     Session, SessionFilter, SessionRequest, SessionState, TerminateReason,
 };
 use cloud_atlas::spec::{parse_duration_in, DurationRange};
-use cloud_atlas::{AuthMode, CloudType, ComputeRequest, Gpu};
+use cloud_atlas::{AuthMode, CloudType, ComputeRequest, Gpu, GpuChoice};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -32,7 +32,8 @@ pub struct CreateSession {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "mock")]
     pub provider: Option<String>,
-    /// GPU model (h100, a100-80g, l4, …); omit for CPU-only compute.
+    /// GPU model (h100, a100-sxm4-80g, l4, …), or the provider's own id as `native:ID`
+    /// (`native:NVIDIA A40`); omit for CPU-only compute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "l4")]
     pub gpu: Option<String>,
@@ -156,7 +157,7 @@ impl CreateSession {
     fn build(&self, default_provider: &str) -> cloud_atlas::Result<SessionRequest> {
         let mut b = ComputeRequest::builder();
         if let Some(g) = &self.gpu {
-            b = b.gpu(g.parse::<Gpu>()?);
+            b = b.gpu_choice(g.parse::<GpuChoice>()?);
         }
         if let Some(n) = self.gpu_count {
             b = b.gpu_count(n);
@@ -612,6 +613,24 @@ mod tests {
             b.to_request("mock").unwrap_err().body.field.as_deref(),
             Some("gpu")
         );
+    }
+
+    #[test]
+    fn a_gpu_is_canonical_or_native_and_ambiguous_names_are_refused() {
+        let body = |g: &str| CreateSession {
+            user: "u".into(),
+            image: Some("img".into()),
+            gpu: Some(g.into()),
+            ..CreateSession::default()
+        };
+        let r = body("native:NVIDIA A40").to_request("runpod").unwrap();
+        assert_eq!(r.compute.native_gpu.as_deref(), Some("NVIDIA A40"));
+        assert_eq!((r.compute.gpu, r.compute.gpu_count), (None, 1));
+        let r = body("a100-sxm4-80g").to_request("runpod").unwrap();
+        assert_eq!(r.compute.gpu, Some(Gpu::A100_SXM4_80G));
+        let e = body("a100").to_request("runpod").unwrap_err();
+        assert_eq!(e.body.field.as_deref(), Some("gpu"));
+        assert!(e.body.message.contains("a100_sxm4_80g"), "{e:?}");
     }
 
     #[test]

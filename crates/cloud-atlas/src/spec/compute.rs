@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::duration::{opt_duration, DurationRange};
-use super::gpu::Gpu;
+use super::gpu::{Gpu, GpuChoice};
 use crate::auth::AuthHandle;
 use crate::error::{Error, Result};
 
@@ -178,9 +178,13 @@ pub fn in_session_namespace(name: &str) -> bool {
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ComputeRequest {
-    /// GPU model; `None` for CPU-only compute.
+    /// GPU model; `None` for CPU-only compute (or a [`native_gpu`](Self::native_gpu)).
     pub gpu: Option<Gpu>,
-    /// GPUs per machine (≥ 1 when `gpu` is set, 0 otherwise).
+    /// A provider's own GPU id, for a GPU the canonical table lacks (`NVIDIA A40` on
+    /// RunPod); passed to the provider verbatim. Never set together with `gpu`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub native_gpu: Option<String>,
+    /// GPUs per machine (≥ 1 when a GPU is asked for, 0 otherwise).
     pub gpu_count: u32,
     /// vCPUs (CPU-only compute, or a floor on GPU machines).
     pub cpus: Option<u32>,
@@ -264,6 +268,20 @@ impl ComputeRequest {
         r
     }
 
+    /// Whether the request asks for a GPU (canonical or native).
+    pub fn wants_gpu(&self) -> bool {
+        self.gpu.is_some() || self.native_gpu.is_some()
+    }
+
+    /// The GPU asked for, canonical or native; `None` for CPU-only compute.
+    pub fn gpu_choice(&self) -> Option<GpuChoice> {
+        match (&self.gpu, &self.native_gpu) {
+            (Some(g), _) => Some(GpuChoice::Canonical(*g)),
+            (None, Some(id)) => Some(GpuChoice::Native(id.clone())),
+            (None, None) => None,
+        }
+    }
+
     /// Provider option `key` as a string, if set.
     pub fn opt_str(&self, key: &str) -> Option<&str> {
         self.provider_opts.get(key).and_then(|v| v.as_str())
@@ -290,6 +308,7 @@ impl std::fmt::Debug for ComputeRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ComputeRequest")
             .field("gpu", &self.gpu)
+            .field("native_gpu", &self.native_gpu)
             .field("gpu_count", &self.gpu_count)
             .field("cpus", &self.cpus)
             .field("memory_gb", &self.memory_gb)
@@ -321,6 +340,7 @@ impl std::fmt::Debug for ComputeRequest {
 #[derive(Clone, Default)]
 pub struct ComputeRequestBuilder {
     gpu: Option<Gpu>,
+    native_gpu: Option<String>,
     gpu_count: Option<u32>,
     cpus: Option<u32>,
     memory_gb: Option<u32>,
@@ -348,6 +368,7 @@ impl std::fmt::Debug for ComputeRequestBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ComputeRequestBuilder")
             .field("gpu", &self.gpu)
+            .field("native_gpu", &self.native_gpu)
             .field("gpu_count", &self.gpu_count)
             .field("image", &self.image)
             .field("command", &self.command)
@@ -387,6 +408,28 @@ impl ComputeRequestBuilder {
         idle_ttl: Duration);
     setter!(/// Maximum runtime.
         max_runtime: Duration);
+
+    /// A provider's own GPU id for a GPU the table lacks (`NVIDIA A40`); replaces any
+    /// canonical [`gpu`](Self::gpu).
+    pub fn native_gpu(mut self, id: impl Into<String>) -> Self {
+        self.native_gpu = Some(id.into());
+        self.gpu = None;
+        self
+    }
+    /// A canonical or native GPU ([`GpuChoice`], as `--gpu` parses it).
+    pub fn gpu_choice(mut self, choice: GpuChoice) -> Self {
+        match choice {
+            GpuChoice::Canonical(g) => {
+                self.gpu = Some(g);
+                self.native_gpu = None;
+            }
+            GpuChoice::Native(id) => {
+                self.native_gpu = Some(id);
+                self.gpu = None;
+            }
+        }
+        self
+    }
 
     /// Container image (required).
     pub fn image(mut self, v: impl Into<String>) -> Self {
@@ -482,7 +525,22 @@ impl ComputeRequestBuilder {
                 format!("{image:?} must not contain whitespace"),
             ));
         }
-        let gpu_count = match (self.gpu, self.gpu_count) {
+        if let Some(id) = &self.native_gpu {
+            if self.gpu.is_some() {
+                return Err(Error::validation(
+                    "gpu",
+                    "name either a canonical GPU or a native id, not both",
+                ));
+            }
+            if id.trim().is_empty() || id.len() > 200 || id.chars().any(char::is_control) {
+                return Err(Error::validation(
+                    "gpu",
+                    format!("native id {id:?} is not allowed; give the provider's own GPU id (1-200 printable characters)"),
+                ));
+            }
+        }
+        let wants_gpu = self.gpu.is_some() || self.native_gpu.is_some();
+        let gpu_count = match (wants_gpu.then_some(()), self.gpu_count) {
             (Some(_), None) => 1,
             (Some(_), Some(0)) => return Err(Error::validation("gpu_count", "must be at least 1 when a GPU is requested")),
             (Some(_), Some(n)) if n > 16 => return Err(Error::validation("gpu_count", format!("{n} is too many; allowed: 1-16"))),
@@ -589,6 +647,7 @@ impl ComputeRequestBuilder {
         };
         Ok(ComputeRequest {
             gpu: self.gpu,
+            native_gpu: self.native_gpu.map(|id| id.trim().to_string()),
             gpu_count,
             cpus: self.cpus,
             memory_gb: self.memory_gb,
@@ -880,6 +939,36 @@ impl ListFilter {
 mod tests {
     use super::*;
     use crate::ErrorKind;
+
+    #[test]
+    fn a_native_gpu_is_a_gpu_request_and_never_with_a_canonical_one() {
+        let r = ComputeRequest::builder()
+            .native_gpu(" NVIDIA A40 ")
+            .image("i")
+            .build()
+            .unwrap();
+        assert_eq!(r.native_gpu.as_deref(), Some("NVIDIA A40"));
+        assert_eq!((r.gpu, r.gpu_count, r.wants_gpu()), (None, 1, true));
+        assert_eq!(r.gpu_choice(), Some(GpuChoice::Native("NVIDIA A40".into())));
+        let e = ComputeRequest::builder()
+            .native_gpu("NVIDIA A40")
+            .gpu(Gpu::A100_80G)
+            .image("i")
+            .build()
+            .unwrap_err();
+        assert!(e.message().starts_with("gpu: "), "{e}");
+        let e = ComputeRequest::builder()
+            .native_gpu("  ")
+            .image("i")
+            .build()
+            .unwrap_err();
+        assert!(e.message().starts_with("gpu: "), "{e}");
+        // Old serialised requests (no native_gpu) still read.
+        let mut v = serde_json::to_value(&r).unwrap();
+        v.as_object_mut().unwrap().remove("native_gpu");
+        let back: ComputeRequest = serde_json::from_value(v).unwrap();
+        assert_eq!(back.native_gpu, None);
+    }
 
     #[test]
     fn debug_shows_env_names_not_values() {

@@ -19,5 +19,5 @@ pub use duration::{
     deadline_in, duration_in, instant_after, opt_duration, parse_duration, parse_duration_in,
     utc_after, utc_before, DurationRange,
 };
-pub use gpu::Gpu;
+pub use gpu::{Gpu, GpuChoice, NATIVE_PREFIX};
 pub use job::{validate_endpoint, EndpointHealth, Job, JobRequest, JobStatus};

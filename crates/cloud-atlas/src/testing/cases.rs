@@ -215,7 +215,7 @@ fn check_spawned(p: &dyn Provider, req: &ComputeRequest, c: &Compute) -> CaseRes
     );
     if let (Some(want), Some(got)) = (req.gpu, c.gpu) {
         ensure!(
-            want == got,
+            want.covers(got),
             "asked for {want}, spawn reported {got} on {}",
             c.id
         );

@@ -154,7 +154,7 @@ async fn rent(
     let state = if outbid { "stopped" } else { "running" };
     let inst = json!({"id": id, "actual_status": if outbid { "exited" } else { "running" },
         "intended_status": state, "cur_state": state, "next_state": state,
-        "label": b["label"], "image_uuid": b["image"], "gpu_name": o["gpu_name"],
+        "label": b["label"], "image_uuid": b["image"], "gpu_name": o["gpu_name"], "gpu_ram": o["gpu_ram"],
         "num_gpus": o["num_gpus"], "dph_total": b.get("price").cloned().unwrap_or(o["dph_total"].clone()),
         "public_ipaddr": "198.51.100.7", "geolocation": o["geolocation"],
         "ports": ports, "start_date": 1_790_000_000.5,

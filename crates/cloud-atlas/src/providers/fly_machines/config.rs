@@ -10,6 +10,9 @@ crate::config_keys! {
         BaseUrl = "base_url" ["url"]: Url env ["ATLAS_FLY_BASE_URL"],
         /// The default app (`FLY_APP_NAME`).
         App = "app" ["app_name"]: Text env ["FLY_APP_NAME"],
+        /// The organisation whose apps `list` covers when no app is set (`FLY_ORG`;
+        /// default [`super::DEFAULT_ORG`]).
+        Org = "org" ["org_slug", "organization"]: Text env ["FLY_ORG"],
     }
 }
 
@@ -26,13 +29,14 @@ mod tests {
             ("url", K::BaseUrl),
             ("app", K::App),
             ("app_name", K::App),
+            ("org_slug", K::Org),
         ] {
             assert_eq!(s.parse::<K>().unwrap(), k, "{s}");
         }
         let e = "apps".parse::<K>().unwrap_err();
         assert!(
             e.message().contains(
-                "allowed: api_key (or key, api_token, token), base_url (or url), app (or app_name)"
+                "allowed: api_key (or key, api_token, token), base_url (or url), app (or app_name), org (or org_slug, organization)"
             ),
             "{e}"
         );

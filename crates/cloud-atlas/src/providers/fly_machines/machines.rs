@@ -152,6 +152,28 @@ impl MachinesApi {
             .map(|_| ())
     }
 
+    /// `GET /apps?org_slug={org}`: the names of the organisation's apps (`personal` is
+    /// the user's personal organisation).
+    pub async fn list_apps(&self, org: &str) -> Result<Vec<String>> {
+        self.pace("list_apps", org).await;
+        let body: Value = self
+            .api
+            .get("/apps")
+            .query("org_slug", org)
+            .operation("list")
+            .json()
+            .await?;
+        let apps = body
+            .get("apps")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        Ok(apps
+            .iter()
+            .filter_map(|a| a.get("name").and_then(Value::as_str).map(str::to_string))
+            .collect())
+    }
+
     /// `GET /apps/{app}`.
     pub async fn get_app(&self, app: &str) -> Result<Value> {
         self.pace("get_app", app).await;

@@ -13,6 +13,12 @@
 //! machine id when the machine lives in the configured default app, and `app/machine_id`
 //! otherwise, so `get`/`stop`/`terminate` always know the app.
 //!
+//! Without a default app, `list` covers the whole organisation: the apps of the org
+//! (`GET /apps?org_slug=`; option `org` under `[providers.fly]`, `FLY_ORG`, or
+//! [`FlyMachinesBuilder::with_org`]; default `personal`), then the machines of every app,
+//! at most [`LIST_CONCURRENCY`] apps at a time, each machine as
+//! `app/machine_id`.
+//!
 //! # Spawn
 //! See [`translate::create_body`]: guest size from `cpus`/`memory_gb`, services for the
 //! requested ports (HTTP through Fly's proxy at `https://{app}.fly.dev`; to reach one
@@ -62,12 +68,17 @@ use translate::NAME;
 
 /// Default Machines API base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.machines.dev/v1";
+/// The organisation listed when none is configured (the user's personal one).
+pub const DEFAULT_ORG: &str = "personal";
+/// Most apps whose machines are listed at once when listing a whole organisation.
+pub const LIST_CONCURRENCY: usize = 8;
 
 /// The Fly Machines provider.
 #[derive(Debug, Clone)]
 pub struct FlyMachines {
     api: MachinesApi,
     app: Option<String>,
+    org: String,
     reconcile: ReconcilePolicy,
 }
 
@@ -157,10 +168,40 @@ impl FlyMachines {
         }
     }
 
-    fn default_app(&self) -> Result<&str> {
-        self.app.as_deref().ok_or_else(|| {
-            Error::validation("app", "listing Fly machines needs an app: set app under [providers.fly] in atlas.toml or FLY_APP_NAME")
-        })
+    /// The apps to list: the default app, or every app of the organisation (each one is
+    /// listed, whatever its `machine_count` says: a listing must not hide a machine
+    /// that bills).
+    async fn apps_to_list(&self) -> Result<Vec<String>> {
+        if let Some(app) = &self.app {
+            return Ok(vec![app.clone()]);
+        }
+        self.api.list_apps(&self.org).await
+    }
+
+    /// The machines of `apps`, at most [`LIST_CONCURRENCY`] apps at a time, in the order
+    /// of `apps`. An app deleted since the apps were listed (404) has no machines; any
+    /// other failure fails the listing, naming the app.
+    async fn machines_of(
+        &self,
+        apps: Vec<String>,
+    ) -> Result<Vec<(String, Vec<serde_json::Value>)>> {
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        let several = apps.len() > 1;
+        stream::iter(apps)
+            .map(|app| async move {
+                match self.api.list(&app, None).await {
+                    Ok(ms) => Ok((app, ms)),
+                    Err(e) if several && e.kind() == ErrorKind::NotFound => Ok((app, Vec::new())),
+                    Err(e) if several => {
+                        let msg = format!("listing the machines of app {app}: {}", e.message());
+                        Err(e.with_message(msg))
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+            .buffered(LIST_CONCURRENCY)
+            .try_collect()
+            .await
     }
 
     async fn ensure_app(&self, app: &str, req: &ComputeRequest) -> Result<()> {
@@ -258,6 +299,12 @@ impl FlyMachinesBuilder {
         self.with_config(FlyConfigKey::App, app)
     }
 
+    /// The organisation whose apps `list` covers when no app is set (default
+    /// [`DEFAULT_ORG`]).
+    pub fn with_org(self, org: impl Into<String>) -> FlyMachinesBuilder {
+        self.with_config(FlyConfigKey::Org, org)
+    }
+
     /// The retry policy of the HTTP layer.
     pub fn with_retry(mut self, retry: RetryConfig) -> FlyMachinesBuilder {
         self.retry = Some(retry);
@@ -297,6 +344,8 @@ impl FlyMachinesBuilder {
         if let Some(app) = &app {
             validate_app(app)?;
         }
+        let org = s.get(FlyConfigKey::Org).unwrap_or(DEFAULT_ORG).to_string();
+        validate_org(&org)?;
         let base = s
             .base_url
             .clone()
@@ -313,10 +362,27 @@ impl FlyMachinesBuilder {
         Ok(FlyMachines {
             api: MachinesApi::new(api, self.limits),
             app,
+            org,
             reconcile: self
                 .reconcile
                 .unwrap_or(ReconcilePolicy::new(4, Duration::from_millis(500))),
         })
+    }
+}
+
+fn validate_org(org: &str) -> Result<()> {
+    let ok = !org.is_empty()
+        && org.len() <= 63
+        && org
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::validation(
+            "org",
+            format!("{org:?} is not a Fly organisation slug; use lowercase letters, digits and - (or personal)"),
+        ))
     }
 }
 
@@ -358,7 +424,7 @@ impl Provider for FlyMachines {
             return Err(Error::unsupported(
                 NAME,
                 "spawn",
-                format!("Fly.io retired GPU Machines in 2026, so {g} cannot be requested; orgs that still have GPU access can pass --provider-opt gpu_kind=KIND"),
+                format!("Fly.io retired GPU Machines in 2026, so {g} cannot be requested; orgs that still have GPU access can pass --gpu native:KIND (e.g. native:a100-pcie-40gb) or --provider-opt gpu_kind=KIND"),
             ));
         }
         let app = self.app_for(req)?;
@@ -403,8 +469,21 @@ impl Provider for FlyMachines {
     }
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Compute>> {
-        let app = self.default_app()?.to_string();
-        self.list_app(&app, filter).await
+        let apps = self.apps_to_list().await?;
+        let mut out = Vec::new();
+        for (app, machines) in self.machines_of(apps).await? {
+            out.extend(
+                machines
+                    .iter()
+                    .map(|m| {
+                        let mid = m.get("id").and_then(|v| v.as_str()).unwrap_or_default();
+                        translate::compute(&app, self.external_id(&app, mid), m)
+                    })
+                    .filter(|c| c.status != crate::spec::ComputeStatus::Terminated)
+                    .filter(|c| filter.matches(c)),
+            );
+        }
+        Ok(out)
     }
 
     async fn stop(&self, id: &str) -> Result<()> {

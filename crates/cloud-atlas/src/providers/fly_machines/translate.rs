@@ -40,7 +40,8 @@ fn memory_mb(req: &ComputeRequest) -> u64 {
 ///
 /// - guest: `cpu_kind` from provider option `cpu_kind` (default `shared`; `performance`
 ///   when GPUs are requested), `cpus` (default 1), `memory_mb` from `memory_gb` (default 1 GiB);
-///   `gpu_kind`/`gpus` only from provider options (Fly retired GPU Machines in 2026);
+///   `gpu_kind`/`gpus` only from a native GPU id (`--gpu native:a100-pcie-40gb`, with
+///   `gpu_count`) or provider options (Fly retired GPU Machines in 2026);
 /// - services: the first HTTP port is served on 443 (TLS + HTTP) and 80 (redirect to HTTPS)
 ///   through Fly's proxy; further HTTP ports on their own number with TLS; TCP/UDP ports raw;
 /// - `auto_destroy: true` and `restart: {policy: "no"}` for transient compute, unless
@@ -52,7 +53,17 @@ fn memory_mb(req: &ComputeRequest) -> u64 {
 /// - region from the first region hint.
 pub fn create_body(req: &ComputeRequest, env: &BTreeMap<String, String>) -> Result<Value> {
     let mut guest = Map::new();
-    let gpu_kind = req.opt_str("gpu_kind");
+    if let (Some(native), Some(opt)) = (&req.native_gpu, req.opt_str("gpu_kind")) {
+        if native != opt {
+            return Err(Error::validation(
+                "provider_opts.gpu_kind",
+                format!(
+                    "{opt:?} contradicts the GPU asked for (native:{native}); give one of them"
+                ),
+            ));
+        }
+    }
+    let gpu_kind = req.native_gpu.as_deref().or(req.opt_str("gpu_kind"));
     let cpu_kind = req.opt_str("cpu_kind").unwrap_or(if gpu_kind.is_some() {
         "performance"
     } else {
@@ -73,7 +84,7 @@ pub fn create_body(req: &ComputeRequest, env: &BTreeMap<String, String>) -> Resu
             .provider_opts
             .get("gpus")
             .and_then(Value::as_u64)
-            .unwrap_or(1);
+            .unwrap_or(u64::from(req.gpu_count.max(1)));
         guest.insert("gpus".into(), json!(n));
     }
     let mut services = Vec::new();
@@ -227,6 +238,30 @@ pub fn compute(app: &str, id: String, m: &Value) -> Compute {
 mod tests {
     use super::*;
     use crate::spec::AuthMode;
+
+    #[test]
+    fn a_native_gpu_is_the_gpu_kind() {
+        let env = BTreeMap::new();
+        let req = ComputeRequest::builder()
+            .native_gpu("a100-pcie-40gb")
+            .gpu_count(2)
+            .image("img")
+            .provider_opt("app", "my-app")
+            .build()
+            .unwrap();
+        let b = create_body(&req, &env).unwrap();
+        assert_eq!(b["config"]["guest"]["gpu_kind"], "a100-pcie-40gb");
+        assert_eq!(b["config"]["guest"]["gpus"], 2);
+        assert_eq!(b["config"]["guest"]["cpu_kind"], "performance");
+        let clash = ComputeRequest::builder()
+            .native_gpu("a100-pcie-40gb")
+            .image("img")
+            .provider_opt("gpu_kind", "l40s")
+            .build()
+            .unwrap();
+        let e = create_body(&clash, &env).unwrap_err();
+        assert!(e.message().starts_with("provider_opts.gpu_kind"), "{e}");
+    }
 
     #[test]
     fn create_body_shape() {

@@ -88,8 +88,22 @@ impl CatalogApi {
     }
 }
 
+/// The instance type a native GPU id names: an instance type name as it is
+/// (`gpu_8x_a100`), or a GPU fragment with the count (`a100_sxm4` → `gpu_1x_a100_sxm4`).
+pub fn native_instance_type(req: &ComputeRequest) -> Option<String> {
+    let id = req.native_gpu.as_deref()?;
+    Some(if id.starts_with("gpu_") {
+        id.to_string()
+    } else {
+        format!("gpu_{}x_{id}", req.gpu_count.max(1))
+    })
+}
+
 fn what(req: &ComputeRequest) -> String {
     if let Some(t) = req.opt_str("instance_type") {
+        return format!("instance type {t}");
+    }
+    if let Some(t) = native_instance_type(req) {
         return format!("instance type {t}");
     }
     match req.gpu {
@@ -113,7 +127,11 @@ fn what(req: &ComputeRequest) -> String {
 /// requests, GPU-less types meeting the `cpus`/`memory_gb` floors, cheapest first.
 pub fn candidates<'a>(catalog: &'a [CatalogEntry], req: &ComputeRequest) -> Vec<&'a CatalogEntry> {
     let mut out: Vec<&CatalogEntry> = Vec::new();
-    if let Some(pinned) = req.opt_str("instance_type") {
+    if let Some(pinned) = req
+        .opt_str("instance_type")
+        .map(str::to_string)
+        .or_else(|| native_instance_type(req))
+    {
         out.extend(catalog.iter().filter(|e| e.instance_type.name == pinned));
         return out;
     }
@@ -121,7 +139,12 @@ pub fn candidates<'a>(catalog: &'a [CatalogEntry], req: &ComputeRequest) -> Vec<
         Some(g) => {
             let exact = translate::instance_type_name(g, req.gpu_count).ok();
             if let Some(name) = &exact {
-                out.extend(catalog.iter().filter(|e| &e.instance_type.name == name));
+                // One fragment can mean two form factors (`gpu_1x_a100` is PCIe,
+                // `gpu_8x_a100` SXM4): the exact name counts only if its GPU is the one asked.
+                out.extend(catalog.iter().filter(|e| {
+                    &e.instance_type.name == name
+                        && e.instance_type.gpu().is_none_or(|o| g.covers(o))
+                }));
             }
             let mut others: Vec<&CatalogEntry> = catalog
                 .iter()
@@ -175,6 +198,7 @@ pub fn choose(
     if cands.is_empty() {
         let (field, name) = match (req.opt_str("instance_type"), req.gpu) {
             (Some(t), _) => ("provider_opts.instance_type", Some(t.to_string())),
+            (None, None) if req.native_gpu.is_some() => ("gpu", native_instance_type(req)),
             (None, Some(g)) => (
                 "gpu",
                 Some(translate::instance_type_name(g, req.gpu_count)?),
@@ -350,6 +374,58 @@ mod tests {
         // h100 (any form factor) takes the SXM type.
         let (t, _) = choose(&cat(), &gpu(Gpu::H100, 2).build().unwrap(), key()).unwrap();
         assert_eq!(t.instance_type, "gpu_2x_h100_sxm5");
+    }
+
+    #[test]
+    fn a_native_id_names_the_instance_type() {
+        // A fragment, with the count.
+        let r = ComputeRequest::builder()
+            .native_gpu("v100")
+            .gpu_count(8)
+            .image("i")
+            .build()
+            .unwrap();
+        assert_eq!(native_instance_type(&r).as_deref(), Some("gpu_8x_v100"));
+        let names: Vec<String> = candidates(&cat(), &r)
+            .iter()
+            .map(|e| e.instance_type.name.clone())
+            .collect();
+        assert!(names.iter().all(|n| n == "gpu_8x_v100"), "{names:?}");
+        // A whole instance type name, as it is.
+        let r = ComputeRequest::builder()
+            .native_gpu("gpu_1x_rtx6000")
+            .image("i")
+            .build()
+            .unwrap();
+        assert_eq!(native_instance_type(&r).as_deref(), Some("gpu_1x_rtx6000"));
+        // Unlisted without a region: refused naming gpu.
+        let r = ComputeRequest::builder()
+            .native_gpu("x200")
+            .image("i")
+            .build()
+            .unwrap();
+        let e = choose(&cat(), &r, key()).unwrap_err();
+        assert!(
+            e.message().starts_with("gpu: ") && e.message().contains("gpu_1x_x200"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_form_factor_in_the_name_is_held() {
+        // gpu_8x_a100 shares the PCIe types' fragment but is SXM4: never for a PCIe ask.
+        let r = gpu(Gpu::A100_PCIE_40G, 8).build().unwrap();
+        assert!(candidates(&cat(), &r).is_empty());
+        let (t, _) = choose(&cat(), &gpu(Gpu::A100_SXM4_40G, 8).build().unwrap(), key()).unwrap();
+        assert_eq!(t.instance_type, "gpu_8x_a100");
+        // An 80 GB ask never takes a 40 GB type.
+        let r = gpu(Gpu::A100_SXM4_80G, 8).build().unwrap();
+        let all = cat();
+        let names: Vec<&str> = candidates(&all, &r)
+            .iter()
+            .map(|e| e.instance_type.name.as_str())
+            .collect();
+        assert_eq!(names, vec!["gpu_8x_a100_80gb_sxm4"]);
     }
 
     #[test]

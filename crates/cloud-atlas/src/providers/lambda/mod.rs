@@ -434,7 +434,13 @@ impl Provider for Lambda {
                 "Lambda instances have fixed local storage; attach a shared file system instead (network_volume_id or --provider-opt file_systems=NAME)",
             ));
         }
-        if req.gpu.is_some() && req.gpu_count > MAX_GPUS_PER_INSTANCE {
+        if req.native_gpu.is_some() && req.opt_str("instance_type").is_some() {
+            return Err(Error::validation(
+                "provider_opts.instance_type",
+                "set together with a native GPU id; give one of them (--gpu native:gpu_8x_a100 names the instance type too)",
+            ));
+        }
+        if req.wants_gpu() && req.gpu_count > MAX_GPUS_PER_INSTANCE {
             return Err(Error::validation(
                 "gpu_count",
                 format!(

@@ -175,12 +175,14 @@ pub fn fragment(instance_type: &str) -> Option<&str> {
     (!n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) && !frag.is_empty()).then_some(frag)
 }
 
-/// The canonical GPU of an instance type: from the name's fragment via the GPU table,
-/// else from the GPU description (`A100 (40 GB PCIe)`: model, memory and form factor).
+/// The canonical GPU of an instance type: from the GPU description (`A100 (40 GB
+/// PCIe)`: model, memory and form factor) where it names a GPU of the table, else from
+/// the name's fragment via the GPU table. The description comes first because one
+/// fragment can mean two form factors: `gpu_1x_a100` is `A100 (40 GB PCIe)` but
+/// `gpu_8x_a100` is `A100 (40 GB SXM4)`.
 pub fn gpu_of(instance_type: &str, gpu_description: &str) -> Option<Gpu> {
-    fragment(instance_type)
-        .and_then(|f| Gpu::from_provider_id(NAME, f))
-        .or_else(|| gpu_from_description(gpu_description))
+    gpu_from_description(gpu_description)
+        .or_else(|| fragment(instance_type).and_then(|f| Gpu::from_provider_id(NAME, f)))
 }
 
 fn gpu_from_description(desc: &str) -> Option<Gpu> {
@@ -228,17 +230,18 @@ fn gpu_from_description(desc: &str) -> Option<Gpu> {
             return Some(g);
         }
     }
-    candidates.iter().copied().find(|g| g.as_str() == model)
+    let open = format!("{model}_{mem}g");
+    candidates
+        .iter()
+        .copied()
+        .find(|g| g.as_str() == model || g.as_str() == open)
 }
 
 /// Whether an instance type's GPU satisfies a request for `wanted` (`h100` accepts
-/// `h100_sxm` and `h100_pcie`; specific names accept only themselves).
+/// `h100_sxm` and `h100_pcie`, `a100_40g` either A100 40 GB; names that fix the form
+/// factor accept only themselves): [`Gpu::covers`].
 pub fn gpu_satisfies(offered: Gpu, wanted: Gpu) -> bool {
-    offered == wanted
-        || (offered.memory_gb() == wanted.memory_gb()
-            && offered
-                .as_str()
-                .starts_with(&format!("{}_", wanted.as_str())))
+    wanted.covers(offered)
 }
 
 /// The instance type name for `count` × `gpu`: `gpu_{count}x_{fragment}`.
@@ -524,7 +527,7 @@ pub fn container_script(req: &ComputeRequest, env: &BTreeMap<String, String>) ->
         "docker run -d --restart unless-stopped --name atlas-{} --env-file {file}",
         req.launch_id
     );
-    if req.gpu.is_some() {
+    if req.wants_gpu() {
         cmd.push_str(" --gpus all");
     }
     for p in req.ports.iter().filter(|p| p.port != 22) {
@@ -731,15 +734,17 @@ mod tests {
             ("gpu_8x_b200_sxm6", Some(Gpu::B200)),
             ("gpu_8x_h100_sxm5", Some(Gpu::H100_SXM)),
             ("gpu_1x_h100_pcie", Some(Gpu::H100_PCIE)),
-            ("gpu_8x_a100_80gb_sxm4", Some(Gpu::A100_80G)),
+            ("gpu_8x_a100_80gb_sxm4", Some(Gpu::A100_SXM4_80G)),
             ("gpu_1x_a10", Some(Gpu::A10)),
-            ("gpu_1x_a100", Some(Gpu::A100_40G)),
-            ("gpu_1x_a100_sxm4", Some(Gpu::A100_40G)),
-            ("gpu_8x_a100", Some(Gpu::A100_40G)),
+            // One fragment, two form factors: the description decides.
+            ("gpu_1x_a100", Some(Gpu::A100_PCIE_40G)),
+            ("gpu_1x_a100_sxm4", Some(Gpu::A100_SXM4_40G)),
+            ("gpu_8x_a100", Some(Gpu::A100_SXM4_40G)),
             ("gpu_4x_a6000", Some(Gpu::A6000)),
-            // Quadro RTX 6000 (24 GB) is not the 48 GB RTX 6000 Ada, and V100 has no canonical name.
+            // Quadro RTX 6000 (24 GB) is not the 48 GB RTX 6000 Ada.
             ("gpu_1x_rtx6000", None),
-            ("gpu_8x_v100", None),
+            // "Tesla V100 (16 GB)" with no form factor: the open 16 GB V100.
+            ("gpu_8x_v100", Some(Gpu::V100_16G)),
             ("cpu_4x_general", None),
         ];
         for (name, gpu) in expect {
@@ -765,12 +770,13 @@ mod tests {
     fn every_lambda_fragment_names_an_instance_type_in_the_sample() {
         let cat = catalog(&sample("m_instance_types_response.json")["data"]).unwrap();
         for g in Gpu::for_provider(NAME) {
-            let frag = g.provider_id(NAME).unwrap();
-            assert!(
-                cat.iter()
-                    .any(|e| fragment(&e.instance_type.name) == Some(frag)),
-                "{g}: no instance type ends in {frag}"
-            );
+            for frag in g.provider_ids(NAME) {
+                assert!(
+                    cat.iter()
+                        .any(|e| fragment(&e.instance_type.name) == Some(*frag)),
+                    "{g}: no instance type ends in {frag}"
+                );
+            }
         }
         assert_eq!(instance_type_name(Gpu::A10, 1).unwrap(), "gpu_1x_a10");
         assert_eq!(
@@ -793,7 +799,8 @@ mod tests {
             ["terminated_instances"][0];
         let c = compute(term).unwrap();
         assert_eq!(c.status, ComputeStatus::Terminated);
-        assert_eq!(c.gpu, Some(Gpu::A100_40G));
+        // gpu_8x_a100 is "A100 (40 GB SXM4)".
+        assert_eq!(c.gpu, Some(Gpu::A100_SXM4_40G));
         assert_eq!(c.gpu_count, 8);
         assert_eq!(c.labels.get("key2").map(String::as_str), Some("value2"));
     }

@@ -625,6 +625,27 @@ impl Provider for Mock {
 
     async fn spawn(&self, req: &ComputeRequest) -> Result<Compute> {
         let fault = self.before(MockOp::Spawn).await?;
+        // The mock's native GPU ids are the canonical names.
+        let resolved;
+        let req = match &req.native_gpu {
+            Some(id) => {
+                let g: Gpu = id.parse().map_err(|_| {
+                    Error::validation(
+                        "gpu",
+                        format!(
+                            "native id {id:?} is not a mock GPU; the mock's ids are the canonical names: {}",
+                            Gpu::all_names()
+                        ),
+                    )
+                })?;
+                let mut r = req.clone();
+                r.gpu = Some(g);
+                r.native_gpu = None;
+                resolved = r;
+                &resolved
+            }
+            None => req,
+        };
         if let Some(g) = req.gpu {
             if !self.in_stock(g) {
                 let alternatives: Vec<&str> = Gpu::ALL

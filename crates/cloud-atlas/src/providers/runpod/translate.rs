@@ -12,8 +12,8 @@ use super::logs::LogLine;
 use crate::error::{Error, Result};
 use crate::spec::deadline::{self, SelfEnd};
 use crate::spec::{
-    CloudType, Compute, ComputeRequest, ComputeStatus, EndpointHealth, Gpu, GpuType, Job,
-    JobStatus, PortBinding, Protocol, LAUNCH_ID_LABEL,
+    CloudType, Compute, ComputeRequest, ComputeStatus, EndpointHealth, Gpu, GpuChoice, GpuType,
+    Job, JobStatus, PortBinding, Protocol, LAUNCH_ID_LABEL,
 };
 
 /// Provider name.
@@ -84,8 +84,8 @@ pub fn create_body(req: &ComputeRequest, env: &BTreeMap<String, String>) -> Resu
     let mut body = Map::new();
     body.insert("name".into(), json!(req.launch_name()));
     body.insert("image".into(), json!(req.image));
-    match req.gpu {
-        Some(g) => {
+    match req.gpu_choice() {
+        Some(choice) => {
             if req.gpu_count > MAX_GPUS_PER_POD {
                 return Err(Error::validation(
                     "gpu_count",
@@ -95,9 +95,12 @@ pub fn create_body(req: &ComputeRequest, env: &BTreeMap<String, String>) -> Resu
                     ),
                 ));
             }
-            let id = match req.opt_str("gpu_id") {
-                Some(id) => id.to_string(),
-                None => g.require_provider_id(NAME)?.to_string(),
+            // RunPod takes one gpuTypeId: the canonical GPU's preferred id (every id of
+            // the GPU matches it), or the native id as given.
+            let id = match (req.opt_str("gpu_id"), choice) {
+                (Some(id), _) => id.to_string(),
+                (None, GpuChoice::Native(id)) => id,
+                (None, GpuChoice::Canonical(g)) => g.require_provider_id(NAME)?.to_string(),
             };
             body.insert("gpu".into(), json!({"id": id, "count": req.gpu_count}));
         }
@@ -160,7 +163,7 @@ pub fn create_body(req: &ComputeRequest, env: &BTreeMap<String, String>) -> Resu
                     format!("{size} is too small; RunPod persistent volumes are at least 10 GB"),
                 ));
             }
-            if req.gpu.is_none() {
+            if !req.wants_gpu() {
                 return Err(Error::validation(
                     "volume_gb",
                     "RunPod CPU pods cannot have a persistent volume; use a network volume",
@@ -215,7 +218,7 @@ pub fn create_body(req: &ComputeRequest, env: &BTreeMap<String, String>) -> Resu
             body.insert(field.into(), json!(b));
         }
     }
-    if req.gpu.is_some() {
+    if req.wants_gpu() {
         if let Some(v) = req.opt_str("min_cuda_version") {
             body["gpu"]["minCudaVersion"] = json!(v);
         }
@@ -501,6 +504,39 @@ mod tests {
             .launch_id("0123456789ab")
             .build()
             .unwrap()
+    }
+
+    #[test]
+    fn gpu_ids_are_the_form_factor_asked_for_and_native_ids_pass_verbatim() {
+        let env = BTreeMap::new();
+        let body = |b: crate::spec::ComputeRequestBuilder| {
+            create_body(&b.image("i").build().unwrap(), &env).unwrap()
+        };
+        let b = body(ComputeRequest::builder().gpu(Gpu::A100_SXM4_80G));
+        assert_eq!(b["gpu"]["id"], "NVIDIA A100-SXM4-80GB");
+        let b = body(ComputeRequest::builder().gpu(Gpu::A100_PCIE_80G));
+        assert_eq!(b["gpu"]["id"], "NVIDIA A100 80GB PCIe");
+        let b = body(ComputeRequest::builder().gpu(Gpu::RTX_5090).gpu_count(2));
+        assert_eq!(
+            b["gpu"],
+            json!({"id": "NVIDIA GeForce RTX 5090", "count": 2})
+        );
+        let b = body(ComputeRequest::builder().native_gpu("NVIDIA RTX A4500"));
+        assert_eq!(b["gpu"], json!({"id": "NVIDIA RTX A4500", "count": 1}));
+        // RunPod sells no 40 GB A100: refused before any call, naming the native route.
+        let e = create_body(
+            &ComputeRequest::builder()
+                .gpu(Gpu::A100_40G)
+                .image("i")
+                .build()
+                .unwrap(),
+            &env,
+        )
+        .unwrap_err();
+        assert!(
+            e.message().starts_with("gpu: ") && e.message().contains("native:"),
+            "{e}"
+        );
     }
 
     #[test]

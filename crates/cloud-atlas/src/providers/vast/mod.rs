@@ -6,11 +6,15 @@
 //!
 //! # Spawn
 //! 1. Search offers for the request ([`translate::OfferQuery::for_request`],
-//!    [`translate::search_body`]): GPU name and exact count, verified, rentable, not
+//!    [`translate::search_body`]): GPU names (every Vast name of the canonical GPU) with
+//!    a `gpu_ram` bound in MB from its memory (Vast's names do not carry memory:
+//!    `A100 SXM4` is a 40 GB or an 80 GB card; a native name is sent without a bound) and
+//!    exact count, verified, rentable, not
 //!    rented, reliability floor (option `min_reliability`, default 0.98), price
 //!    ceiling (option `max_price`, $/h), countries from region hints (two-letter
 //!    codes), CUDA floor (option `min_cuda`), disk, vCPU and RAM floors; data-centre
-//!    hosts only for `cloud_type = secure`. Offers are re-checked client-side and
+//!    hosts only for `cloud_type = secure`. Offers are re-checked client-side (the
+//!    memory bound too: an offer that does not report `gpu_ram` is never rented) and
 //!    sorted cheapest first (then most reliable).
 //! 2. Rent the best (`PUT /api/v0/asks/{offer}/`, [`translate::create_body`]) with the
 //!    image, disk, env (the request's env merged with the env minted by
@@ -489,9 +493,13 @@ impl Provider for Vast {
             return Err(Error::new(
                 ErrorKind::Capacity,
                 format!(
-                    "no Vast offer matches {}x {}{}; widen the search (other regions, --provider-opt max_price=…, min_reliability=…)",
+                    "no Vast offer matches {}x {}{}{}; widen the search (other regions, --provider-opt max_price=…, min_reliability=…)",
                     req.gpu_count,
                     query.gpu_names.join("/"),
+                    query
+                        .gpu_ram_mb
+                        .map(|(lo, hi)| format!(" with {lo}-{hi} MB per GPU"))
+                        .unwrap_or_default(),
                     if req.spot { " (interruptible)" } else { "" }
                 ),
             )

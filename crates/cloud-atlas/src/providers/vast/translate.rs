@@ -12,8 +12,8 @@ use serde_json::{json, Map, Value};
 use crate::error::{Error, Result};
 use crate::spec::deadline::{self, SelfEnd};
 use crate::spec::{
-    CloudType, Compute, ComputeRequest, ComputeStatus, Gpu, GpuType, PortBinding, Protocol,
-    LAUNCH_ID_LABEL,
+    CloudType, Compute, ComputeRequest, ComputeStatus, Gpu, GpuChoice, GpuType, PortBinding,
+    Protocol, LAUNCH_ID_LABEL,
 };
 
 /// Provider name.
@@ -82,6 +82,10 @@ impl Offer {
 pub struct OfferQuery {
     /// Vast GPU names to accept (`["RTX 4090"]`); empty = any.
     pub gpu_names: Vec<String>,
+    /// Memory per GPU to accept, in MB (`gpu_ram`, inclusive bounds): Vast's GPU names
+    /// do not carry memory (`A100 SXM4` is a 40 GB or an 80 GB card), so a canonical GPU
+    /// bounds it from [`Gpu::memory_mb_bounds`]; `None` = any (a native id, the catalog).
+    pub gpu_ram_mb: Option<(u64, u64)>,
     /// Exact GPU count; `None` = any.
     pub num_gpus: Option<u32>,
     /// Interruptible (bid) pricing instead of on-demand.
@@ -113,6 +117,7 @@ impl Default for OfferQuery {
     fn default() -> OfferQuery {
         OfferQuery {
             gpu_names: Vec::new(),
+            gpu_ram_mb: None,
             num_gpus: None,
             spot: false,
             verified: true,
@@ -141,7 +146,8 @@ impl OfferQuery {
 
     /// Offers that can serve `req`.
     ///
-    /// GPU (required: Vast rents GPU machines) and exact count; spot → bid pricing;
+    /// GPU (required: Vast rents GPU machines: every Vast name of the canonical GPU with
+    /// its memory bounds, or a native `gpu_name` as given) and exact count; spot → bid pricing;
     /// `cloud_type = secure` → data-centre hosts only; region hints → countries
     /// (two-letter codes only); disk, vCPU and RAM floors; provider options
     /// `min_reliability`, `max_price`, `min_cuda`, `verified`.
@@ -150,13 +156,22 @@ impl OfferQuery {
     /// `Validation` naming the field for a CPU-only request, a region hint that is
     /// not a country code, or a provider option that is not a number/boolean.
     pub fn for_request(req: &ComputeRequest) -> Result<OfferQuery> {
-        let gpu = req.gpu.ok_or_else(|| {
-            Error::validation(
-                "gpu",
-                "Vast.ai rents GPU machines only; name a GPU (e.g. --gpu rtx_4090)",
-            )
-        })?;
-        let gpu_name = gpu.require_provider_id(NAME)?;
+        let (gpu_names, gpu_ram_mb) = match req.gpu_choice() {
+            Some(GpuChoice::Canonical(g)) => (
+                g.require_provider_ids(NAME)?
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect(),
+                Some(g.memory_mb_bounds()),
+            ),
+            Some(GpuChoice::Native(id)) => (vec![id], None),
+            None => {
+                return Err(Error::validation(
+                    "gpu",
+                    "Vast.ai rents GPU machines only; name a GPU (e.g. --gpu rtx_4090)",
+                ))
+            }
+        };
         let mut countries = Vec::new();
         for hint in &req.region_hints {
             let h = hint.trim();
@@ -174,7 +189,8 @@ impl OfferQuery {
             Some(v) => opt_bool("verified", v)?,
         };
         Ok(OfferQuery {
-            gpu_names: vec![gpu_name.to_string()],
+            gpu_names,
+            gpu_ram_mb,
             num_gpus: Some(req.gpu_count.max(1)),
             spot: req.spot,
             verified,
@@ -194,8 +210,13 @@ impl OfferQuery {
 
     /// Whether `offer` satisfies the parts of this query that matter for renting
     /// (checked client-side too, so an ignored filter never rents the wrong machine).
+    /// With a memory bound, an offer that does not report `gpu_ram` is refused.
     pub fn accepts(&self, offer: &Offer) -> bool {
-        (self.gpu_names.is_empty()
+        self.gpu_ram_mb.is_none_or(|(lo, hi)| {
+            offer
+                .gpu_ram_mb
+                .is_some_and(|m| m >= lo as f64 && m <= hi as f64)
+        }) && (self.gpu_names.is_empty()
             || self
                 .gpu_names
                 .iter()
@@ -225,6 +246,9 @@ pub fn search_body(q: &OfferQuery) -> Value {
     b.insert("rented".into(), json!({"eq": false}));
     if !q.gpu_names.is_empty() {
         b.insert("gpu_name".into(), json!({"in": q.gpu_names}));
+    }
+    if let Some((lo, hi)) = q.gpu_ram_mb {
+        b.insert("gpu_ram".into(), json!({"gte": lo, "lte": hi}));
     }
     if let Some(n) = q.num_gpus {
         b.insert("num_gpus".into(), json!({"eq": n}));
@@ -315,7 +339,7 @@ pub fn offer_entry(o: &Offer, spot: bool) -> GpuType {
         o.id.to_string(),
         format!("{}x {}", o.num_gpus, o.gpu_name),
     );
-    g.gpu = Gpu::from_provider_id(NAME, &o.gpu_name);
+    g.gpu = Gpu::from_provider_id_and_memory(NAME, &o.gpu_name, o.gpu_ram_mb);
     g.memory_gb = o.gpu_ram_mb.map(mb_to_gb);
     g.gpu_count = o.num_gpus;
     if spot {
@@ -333,13 +357,24 @@ pub fn offer_entry(o: &Offer, spot: bool) -> GpuType {
 /// The GPU catalog from an on-demand search and a bid search: one entry per GPU
 /// model, priced per GPU from the cheapest offer of each kind, cheapest first.
 pub fn catalog(on_demand: &[Offer], bid: &[Offer]) -> Vec<GpuType> {
-    let mut by_name: BTreeMap<String, GpuType> = BTreeMap::new();
-    let mut counts: BTreeMap<String, (usize, BTreeSet<String>)> = BTreeMap::new();
+    // Keyed by Vast's name and the canonical GPU it resolves to with the offer's memory:
+    // `A100 SXM4` 40 GB and 80 GB offers are two entries.
+    type Key = (String, Option<Gpu>);
+    let mut by_name: BTreeMap<Key, GpuType> = BTreeMap::new();
+    let mut counts: BTreeMap<Key, (usize, BTreeSet<String>)> = BTreeMap::new();
     for (offers, spot) in [(on_demand, false), (bid, true)] {
         for o in offers {
-            let e = by_name.entry(o.gpu_name.clone()).or_insert_with(|| {
-                let mut g = GpuType::new(NAME, o.gpu_name.clone(), o.gpu_name.clone());
-                g.gpu = Gpu::from_provider_id(NAME, &o.gpu_name);
+            let gpu = Gpu::from_provider_id_and_memory(NAME, &o.gpu_name, o.gpu_ram_mb);
+            let key: Key = (o.gpu_name.clone(), gpu);
+            let e = by_name.entry(key.clone()).or_insert_with(|| {
+                let name = match gpu {
+                    Some(g) if Gpu::from_provider_id(NAME, &o.gpu_name).is_none() => {
+                        format!("{} {} GB", o.gpu_name, g.memory_gb())
+                    }
+                    _ => o.gpu_name.clone(),
+                };
+                let mut g = GpuType::new(NAME, o.gpu_name.clone(), name);
+                g.gpu = gpu;
                 g.memory_gb = o.gpu_ram_mb.map(mb_to_gb);
                 g.available = Some(true);
                 g
@@ -358,7 +393,7 @@ pub fn catalog(on_demand: &[Offer], bid: &[Offer]) -> Vec<GpuType> {
                 &mut e.price_on_demand
             };
             *slot = Some(slot.map_or(per_gpu, |p| p.min(per_gpu)));
-            let c = counts.entry(o.gpu_name.clone()).or_default();
+            let c = counts.entry(key).or_default();
             if !spot {
                 c.0 += 1;
             }
@@ -669,7 +704,7 @@ pub fn compute(inst: &Value) -> Compute {
     c.public_ip = str_of(inst, "public_ipaddr").filter(|s| !s.trim().is_empty());
     c.ports = port_bindings(inst);
     if let Some(g) = str_of(inst, "gpu_name") {
-        c.gpu = Gpu::from_provider_id(NAME, &g);
+        c.gpu = Gpu::from_provider_id_and_memory(NAME, &g, num(inst, "gpu_ram"));
     }
     c.gpu_count = inst
         .get("num_gpus")
@@ -936,6 +971,79 @@ mod tests {
     }
 
     #[test]
+    fn an_80gb_ask_bounds_gpu_ram_and_never_takes_a_40gb_card() {
+        for g in [Gpu::A100_80G, Gpu::A100_SXM4_80G] {
+            let r = ComputeRequest::builder().gpu(g).image("i").build().unwrap();
+            let q = OfferQuery::for_request(&r).unwrap();
+            let b = search_body(&q);
+            let (lo, hi) = (
+                b["gpu_ram"]["gte"].as_u64().unwrap(),
+                b["gpu_ram"]["lte"].as_u64().unwrap(),
+            );
+            assert!(
+                (61_441..=81_000).contains(&lo) && (81_920..95_000).contains(&hi),
+                "{b}"
+            );
+            assert!(b["gpu_name"]["in"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("A100 SXM4")));
+            let forty = offer(&json!({"id": 1, "gpu_name": "A100 SXM4", "num_gpus": 1, "dph_total": 0.5, "gpu_ram": 40960})).unwrap();
+            let eighty = offer(&json!({"id": 2, "gpu_name": "A100 SXM4", "num_gpus": 1, "dph_total": 0.9, "gpu_ram": 81920})).unwrap();
+            assert!(!q.accepts(&forty), "{g}: a 40 GB card for an 80 GB ask");
+            assert!(q.accepts(&eighty), "{g}");
+        }
+        let r = ComputeRequest::builder()
+            .gpu(Gpu::A100_SXM4_40G)
+            .image("i")
+            .build()
+            .unwrap();
+        let q = OfferQuery::for_request(&r).unwrap();
+        let b = search_body(&q);
+        assert!(b["gpu_ram"]["lte"].as_u64().unwrap() < 81_000, "{b}");
+        // The same Vast name resolves by memory.
+        assert_eq!(
+            Gpu::from_provider_id_and_memory(NAME, "A100 SXM4", Some(40960.0)),
+            Some(Gpu::A100_SXM4_40G)
+        );
+        assert_eq!(
+            Gpu::from_provider_id_and_memory(NAME, "A100 SXM4", Some(81920.0)),
+            Some(Gpu::A100_SXM4_80G)
+        );
+        assert_eq!(Gpu::from_provider_id(NAME, "A100 SXM4"), None);
+    }
+
+    #[test]
+    fn a_native_gpu_name_is_sent_verbatim_without_a_memory_bound() {
+        let r = ComputeRequest::builder()
+            .native_gpu("RTX 5880Ada")
+            .image("i")
+            .build()
+            .unwrap();
+        let q = OfferQuery::for_request(&r).unwrap();
+        let b = search_body(&q);
+        assert_eq!(b["gpu_name"], json!({"in": ["RTX 5880Ada"]}));
+        assert!(b.get("gpu_ram").is_none(), "{b}");
+        let o =
+            offer(&json!({"id": 1, "gpu_name": "RTX 5880Ada", "num_gpus": 1, "dph_total": 0.5}))
+                .unwrap();
+        assert!(q.accepts(&o));
+    }
+
+    #[test]
+    fn catalog_splits_one_vast_name_by_memory() {
+        let od = offers(&json!({"offers": [
+            {"id": 1, "gpu_name": "A100 SXM4", "num_gpus": 1, "dph_total": 0.6, "gpu_ram": 40960},
+            {"id": 2, "gpu_name": "A100 SXM4", "num_gpus": 1, "dph_total": 1.1, "gpu_ram": 81920}
+        ]}));
+        let cat = catalog(&od, &[]);
+        assert_eq!(cat.len(), 2);
+        assert_eq!(cat[0].gpu, Some(Gpu::A100_SXM4_40G));
+        assert_eq!(cat[0].name, "A100 SXM4 40 GB");
+        assert_eq!(cat[1].gpu, Some(Gpu::A100_SXM4_80G));
+    }
+
+    #[test]
     fn accepts_checks_gpu_count_price_and_country() {
         let q = OfferQuery::for_request(
             &req()
@@ -945,9 +1053,11 @@ mod tests {
                 .unwrap(),
         )
         .unwrap();
-        let ok = offer(&json!({"id": 1, "gpu_name": "RTX 4090", "num_gpus": 1, "dph_total": 0.4, "geolocation": "Oregon, US"})).unwrap();
+        let ok = offer(&json!({"id": 1, "gpu_name": "RTX 4090", "num_gpus": 1, "dph_total": 0.4, "gpu_ram": 24564, "geolocation": "Oregon, US"})).unwrap();
         assert!(q.accepts(&ok));
         for bad in [
+            json!({"id": 1, "gpu_name": "RTX 4090", "num_gpus": 1, "dph_total": 0.4, "geolocation": "Oregon, US"}),
+            json!({"id": 1, "gpu_name": "RTX 4090", "num_gpus": 1, "dph_total": 0.4, "gpu_ram": 12288, "geolocation": "Oregon, US"}),
             json!({"id": 1, "gpu_name": "RTX 3090", "num_gpus": 1, "dph_total": 0.4, "geolocation": "Oregon, US"}),
             json!({"id": 1, "gpu_name": "RTX 4090", "num_gpus": 2, "dph_total": 0.4, "geolocation": "Oregon, US"}),
             json!({"id": 1, "gpu_name": "RTX 4090", "num_gpus": 1, "dph_total": 1.4, "geolocation": "Oregon, US"}),
