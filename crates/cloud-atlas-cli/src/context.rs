@@ -33,9 +33,13 @@ impl Context {
     /// Load `atlas.toml` (`--config`, `$ATLAS_CONFIG` or the nearest one) and pick the provider.
     ///
     /// # Errors
-    /// `Validation` naming the config file when it cannot be read or parsed.
+    /// `Validation` naming the config file when it cannot be read or parsed, or
+    /// `--base-url` when it is not an http(s) URL.
     pub(crate) fn load(global: &GlobalArgs) -> Result<Context> {
         let config = Config::load(global.config.as_deref())?;
+        if let Some(u) = &global.base_url {
+            config::keys::parse_url("--base-url", u)?;
+        }
         let provider = global
             .provider
             .clone()

@@ -122,5 +122,5 @@ fn a_bad_base_url_from_the_environment_or_the_flag_is_refused_before_sending() {
     let line = r.fails(2);
     assert!(line.contains("base_url"), "{line}");
     let r = runpod(&w, &["--provider", "runpod", "--base-url", "ftp://x", "ls"]);
-    assert!(r.fails(2).contains("base_url"), "{r:#?}");
+    assert!(r.fails(2).contains("--base-url"), "{r:#?}");
 }
