@@ -380,3 +380,81 @@ async fn dangling_intents_are_adopted_or_dropped_on_restart() {
     assert!(store.list().await.unwrap().is_empty());
     assert_eq!(mock.live_count().unwrap(), 0);
 }
+
+/// A node restarted under the same node id (`--node-id`, or the id kept in the data dir)
+/// re-adopts its own sessions at once: its previous run's lease, still live, is its own.
+#[tokio::test]
+async fn a_node_restarted_under_its_own_id_readopts_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = mock_at(dir.path());
+    let path = dir.path().join("sessions.sqlite");
+    let mut c = cfg();
+    c.node_id = Some("node-1".into());
+    c.lease_ttl = Duration::from_secs(3600);
+    let id = {
+        let orch = start_with(
+            &mock,
+            Arc::new(SqliteSessionStore::open(&path).unwrap()),
+            c.clone(),
+        )
+        .await;
+        let id = orch
+            .spawn(req("gus", Duration::from_secs(3600)))
+            .await
+            .unwrap()
+            .session
+            .id;
+        drop(orch); // a crash: the hour-long lease stays
+        id
+    };
+    let store: Arc<dyn SessionStore> = Arc::new(SqliteSessionStore::open(&path).unwrap());
+    let other = start(&mock, Arc::clone(&store)).await;
+    assert!(other.get(&id).is_err(), "another node waits for the lease");
+    other.shutdown(ShutdownPolicy::Release).await.unwrap();
+    let again = start_with(&mock, Arc::clone(&store), c).await;
+    assert_eq!(again.get(&id).unwrap().state, SessionState::Active);
+    again.shutdown(ShutdownPolicy::Terminate).await.unwrap();
+    assert_eq!(mock.live_count().unwrap(), 0);
+}
+
+/// Later rounds (at each lease renewal) take over only what other nodes left: a record
+/// this node owns but does not track live (e.g. a spawn between its store write and its
+/// live entry) is left to the code that holds it, never adopted a second time.
+#[tokio::test]
+async fn renewal_rounds_leave_this_nodes_own_records_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = mock_at(dir.path());
+    let store: Arc<dyn SessionStore> =
+        Arc::new(SqliteSessionStore::open(dir.path().join("s.sqlite")).unwrap());
+    let mut c = cfg();
+    c.node_id = Some("node-2".into());
+    c.lease_ttl = Duration::from_millis(150); // a round every 50 ms
+    let orch = start_with(&mock, Arc::clone(&store), c).await;
+    // This node's own intent, in the store only, with its machine already listed.
+    let s = orch
+        .spawn(req("hal", Duration::from_secs(3600)))
+        .await
+        .unwrap()
+        .session;
+    let mut mine = store.get(&s.id).await.unwrap().unwrap();
+    mine.id = "0123456789abcdef0123456789abcdef".into();
+    mine.name = "atlas-session-own-1".into();
+    mine.compute_id = None;
+    mine.state = SessionState::Pending;
+    mock.seed(&mine.name, None, Duration::ZERO).unwrap();
+    store.insert(&mine).await.unwrap();
+    assert_eq!(
+        store.get(&mine.id).await.unwrap().unwrap().owner.as_deref(),
+        Some("node-2")
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        orch.get(&mine.id).is_err(),
+        "a round adopted this node's own record"
+    );
+    assert_eq!(
+        store.get(&mine.id).await.unwrap().unwrap().state,
+        SessionState::Pending
+    );
+    orch.shutdown(ShutdownPolicy::Terminate).await.unwrap();
+}
