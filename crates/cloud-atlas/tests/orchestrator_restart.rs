@@ -458,3 +458,38 @@ async fn renewal_rounds_leave_this_nodes_own_records_alone() {
     );
     orch.shutdown(ShutdownPolicy::Terminate).await.unwrap();
 }
+
+/// A damaged record is stopped by what it names: its machine id, else its launch name
+/// (an intent recorded before the provider answered). The machine is terminated, the
+/// record forgotten, and nothing else is touched.
+#[tokio::test]
+async fn a_damaged_intent_is_stopped_by_its_launch_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock = mock_at(dir.path());
+    let store: Arc<dyn SessionStore> =
+        Arc::new(SqliteSessionStore::open(dir.path().join("s.sqlite")).unwrap());
+    let orch = start(&mock, Arc::clone(&store)).await;
+    let kept = orch
+        .spawn(req("ida", Duration::from_secs(3600)))
+        .await
+        .unwrap()
+        .session;
+    let mut bad = store.get(&kept.id).await.unwrap().unwrap();
+    bad.id = "fedcba9876543210fedcba9876543210".into();
+    bad.name = "atlas-session-damaged-1".into();
+    bad.compute_id = None;
+    bad.state = SessionState::Pending;
+    bad.idle_ttl = Duration::from_secs(400 * 86_400); // out of range: damaged on read
+    let machine = mock.seed(&bad.name, None, Duration::ZERO).unwrap();
+    store.insert(&bad).await.unwrap();
+    assert!(store.get(&bad.id).await.unwrap().unwrap().damaged.is_some());
+    orch.stop_tracked(&bad.id).await.unwrap();
+    assert!(
+        mock.get(&machine.id).await.is_err(),
+        "its machine was left billing"
+    );
+    assert!(store.get(&bad.id).await.unwrap().is_none(), "forgotten");
+    assert!(orch.get(&kept.id).is_ok(), "the other session is untouched");
+    assert_eq!(mock.live_count().unwrap(), 1);
+    orch.shutdown(ShutdownPolicy::Terminate).await.unwrap();
+}
