@@ -467,13 +467,39 @@ struct ProviderListing {
     error: Option<ListingError>,
 }
 
-/// Why a provider could not be listed.
+/// Why a provider could not be listed (`--provider all`: `ls`, `gpus`).
 #[derive(Debug, Serialize)]
-struct ListingError {
+pub(crate) struct ListingError {
     kind: &'static str,
     message: String,
-    /// The exit code `atlas --provider P ls` would have ended with.
+    /// The exit code the same command with `--provider P` would have ended with.
     exit_code: u8,
+}
+
+impl ListingError {
+    /// A provider's failure `e` (which should name the provider).
+    pub(crate) fn of(e: &Error) -> ListingError {
+        ListingError {
+            kind: e.kind().as_str(),
+            message: crate::exit::one_line(&e.to_string()),
+            exit_code: crate::exit::code(e.kind()),
+        }
+    }
+}
+
+/// Print each failure as one `error:` line on stderr; exit 0 when there was none (the
+/// listing is complete), [`crate::exit::INCOMPLETE`] otherwise.
+pub(crate) fn completeness<'a>(errors: impl IntoIterator<Item = &'a ListingError>) -> ExitCode {
+    let mut complete = true;
+    for e in errors {
+        complete = false;
+        crate::exit::print_line(&format!("error: {}", e.message));
+    }
+    if complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(crate::exit::INCOMPLETE)
+    }
 }
 
 /// `atlas ls --provider all`: every configured provider concurrently.
@@ -501,29 +527,16 @@ async fn ls_all(ctx: &Context, filter: &ListFilter, timeout: Duration) -> Result
                     provider: name,
                     ok: false,
                     machines: None,
-                    error: Some(ListingError {
-                        kind: e.kind().as_str(),
-                        message: crate::exit::one_line(&e.to_string()),
-                        exit_code: crate::exit::code(e.kind()),
-                    }),
+                    error: Some(ListingError::of(&e)),
                 }
             }
         }
     }))
     .await;
     ctx.out.many(&listings, all_table)?;
-    let mut complete = true;
-    for l in &listings {
-        if let Some(e) = &l.error {
-            complete = false;
-            crate::exit::print_line(&format!("error: {}", e.message));
-        }
-    }
-    Ok(if complete {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(crate::exit::INCOMPLETE)
-    })
+    Ok(completeness(
+        listings.iter().filter_map(|l| l.error.as_ref()),
+    ))
 }
 
 /// `p.list(filter)`, or `Timeout` when it has not answered within `timeout`.
