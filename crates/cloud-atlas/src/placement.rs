@@ -380,27 +380,16 @@ impl Placer {
                 return Ok((c.types.clone(), true));
             }
         }
-        let types = match tokio::time::timeout(self.timeout, p.gpu_types()).await {
-            Ok(Ok(t)) => Arc::new(t),
-            Ok(Err(err)) => {
-                return Err(if err.provider().is_none() {
+        let types = crate::wait::within(self.timeout, &e.name, "gpu_types", "", p.gpu_types())
+            .await
+            .map_err(|err| {
+                if err.provider().is_none() {
                     err.with_provider(e.name.clone())
                 } else {
                     err
-                })
-            }
-            Err(_) => {
-                return Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "no catalog within {}",
-                        humantime::format_duration(self.timeout)
-                    ),
-                )
-                .with_provider(e.name.clone())
-                .with_operation("gpu_types"))
-            }
-        };
+                }
+            })?;
+        let types = Arc::new(types);
         if !e.ttl.is_zero() {
             self.lock().insert(
                 e.name.clone(),

@@ -223,16 +223,8 @@ pub(crate) struct LsArgs {
     /// Only names starting with this
     #[arg(long, value_name = "PREFIX")]
     name_prefix: Option<String>,
-    /// Give up on a provider that has not answered after this long (with --provider
-    /// all, the others are still listed), 1s to 7d
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = "30s",
-        value_parser = crate::flags::wait,
-        allow_hyphen_values = true
-    )]
-    timeout: Duration,
+    #[command(flatten)]
+    timeout: TimeoutArg,
 }
 
 /// One compute id.
@@ -447,10 +439,10 @@ pub(crate) async fn ls(ctx: &Context, args: LsArgs) -> Result<ExitCode> {
         filter = filter.with_name_prefix(prefix.clone());
     }
     if ctx.provider == ALL_PROVIDERS {
-        return ls_all(ctx, &filter, args.timeout).await;
+        return ls_all(ctx, &filter, args.timeout.timeout).await;
     }
     let p = ctx.provider()?;
-    let items = list_within(&p, &filter, args.timeout).await?;
+    let items = list_within(&p, &filter, args.timeout.timeout).await?;
     ctx.out.many(&items, list_table)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -541,18 +533,25 @@ async fn ls_all(ctx: &Context, filter: &ListFilter, timeout: Duration) -> Result
 
 /// `p.list(filter)`, or `Timeout` when it has not answered within `timeout`.
 async fn list_within(p: &Checked, filter: &ListFilter, timeout: Duration) -> Result<Vec<Compute>> {
-    match tokio::time::timeout(timeout, p.list(filter)).await {
-        Ok(r) => r,
-        Err(_) => Err(Error::new(
-            ErrorKind::Timeout,
-            format!(
-                "no answer within {}; give it longer with --timeout",
-                humantime::format_duration(timeout)
-            ),
-        )
-        .with_provider(p.name().to_string())
-        .with_operation("list")),
-    }
+    cloud_atlas::wait::within(timeout, p.name(), "list", TIMEOUT_HINT, p.list(filter)).await
+}
+
+/// Ends the message of a provider that did not answer within `--timeout`.
+pub(crate) const TIMEOUT_HINT: &str = "; give it longer with --timeout";
+
+/// `--timeout` of the commands that ask every provider with `--provider all`.
+#[derive(Debug, Args)]
+pub(crate) struct TimeoutArg {
+    /// Give up on a provider that has not answered after this long (with --provider
+    /// all, the others are still listed), 1s to 7d
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "30s",
+        value_parser = crate::flags::wait,
+        allow_hyphen_values = true
+    )]
+    pub(crate) timeout: Duration,
 }
 
 fn all_table(out: &Out, listings: &[ProviderListing]) -> String {

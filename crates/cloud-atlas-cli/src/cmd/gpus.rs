@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use cloud_atlas::placement::{Offer, Placer, Requirements};
-use cloud_atlas::{Capability, Error, ErrorKind, Gpu, GpuType, Provider, Result};
+use cloud_atlas::wait::within;
+use cloud_atlas::{Capability, Gpu, GpuType, Provider, Result};
 use comfy_table::Cell;
 use serde::Serialize;
 
-use crate::cmd::compute::{completeness, ListingError};
+use crate::cmd::compute::{completeness, ListingError, TimeoutArg, TIMEOUT_HINT};
 use crate::context::{Context, ALL_PROVIDERS};
 use crate::output::{or_dash, price, Out};
 
@@ -29,16 +30,8 @@ pub(crate) struct GpusArgs {
     /// Sort order [default: the provider's order]
     #[arg(long, value_enum)]
     sort: Option<SortKey>,
-    /// Give up on a provider that has not answered after this long (with --provider
-    /// all, the others are still listed), 1s to 7d
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = "30s",
-        value_parser = crate::flags::wait,
-        allow_hyphen_values = true
-    )]
-    timeout: Duration,
+    #[command(flatten)]
+    timeout: TimeoutArg,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -55,23 +48,17 @@ enum SortKey {
 pub(crate) async fn run(ctx: &Context, args: GpusArgs) -> Result<ExitCode> {
     let want: Option<Gpu> = args.gpu.as_deref().map(str::parse).transpose()?;
     if ctx.provider == ALL_PROVIDERS {
-        return all(ctx, want, args.timeout).await;
+        return all(ctx, want, args.timeout.timeout).await;
     }
     let p = ctx.provider()?;
-    let mut types = match tokio::time::timeout(args.timeout, p.gpu_types()).await {
-        Ok(r) => r?,
-        Err(_) => {
-            return Err(Error::new(
-                ErrorKind::Timeout,
-                format!(
-                    "no catalog within {}; give it longer with --timeout",
-                    humantime::format_duration(args.timeout)
-                ),
-            )
-            .with_provider(p.name().to_string())
-            .with_operation("gpu_types"))
-        }
-    };
+    let mut types = within(
+        args.timeout.timeout,
+        p.name(),
+        "gpu_types",
+        TIMEOUT_HINT,
+        p.gpu_types(),
+    )
+    .await?;
     if let Some(g) = want {
         types.retain(|t| t.gpu == Some(g));
     }
