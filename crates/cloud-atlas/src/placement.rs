@@ -377,7 +377,7 @@ impl Placer {
         };
         if let Some(c) = self.lock().get(&e.name) {
             if c.at.elapsed() < e.ttl {
-                return Ok((c.types.clone(), true));
+                return Ok((Arc::clone(&c.types), true));
             }
         }
         let types = crate::wait::within(self.timeout, &e.name, "gpu_types", "", p.gpu_types())
@@ -395,7 +395,7 @@ impl Placer {
                 e.name.clone(),
                 Cached {
                     at: Instant::now(),
-                    types: types.clone(),
+                    types: Arc::clone(&types),
                 },
             );
         }

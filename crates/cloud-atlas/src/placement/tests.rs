@@ -20,6 +20,13 @@ impl<P> Counting<P> {
             catalog_calls: AtomicUsize::new(0),
         })
     }
+    fn shared(self: &Arc<Self>) -> Arc<dyn Provider>
+    where
+        P: Provider,
+    {
+        let me: Arc<Self> = Arc::clone(self);
+        me
+    }
     fn calls(&self) -> usize {
         self.catalog_calls.load(Ordering::SeqCst)
     }
@@ -251,7 +258,7 @@ async fn counts_scale_per_gpu_prices_and_respect_fixed_shapes() {
 #[tokio::test]
 async fn a_cache_hit_does_not_ask_the_provider_again_within_the_ttl() {
     let mock = Counting::new(Mock::in_memory());
-    let placer = Placer::new().with_provider(mock.clone());
+    let placer = Placer::new().with_provider(mock.shared());
     let first = placer.offers(&Requirements::any_gpu()).await.unwrap();
     assert!(!first.providers[0].cached);
     assert_eq!(mock.calls(), 1);
@@ -276,8 +283,8 @@ async fn the_ttl_is_per_provider_and_expires() {
     ));
     let long = Counting::new(Mock::in_memory());
     let placer = Placer::new()
-        .with_provider(short.clone())
-        .with_provider(long.clone())
+        .with_provider(short.shared())
+        .with_provider(long.shared())
         .with_ttl("short", Duration::from_millis(50));
     placer.offers(&Requirements::any_gpu()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(80)).await;
@@ -289,7 +296,7 @@ async fn the_ttl_is_per_provider_and_expires() {
 
     let never = Counting::new(Mock::in_memory());
     let placer = Placer::new()
-        .with_provider(never.clone())
+        .with_provider(never.shared())
         .with_ttl("mock", Duration::ZERO);
     placer.offers(&Requirements::any_gpu()).await.unwrap();
     placer.offers(&Requirements::any_gpu()).await.unwrap();
@@ -301,7 +308,7 @@ async fn failures_are_reported_per_provider_not_fatal_and_not_cached() {
     let failing = Counting::new(Fixed::failing("flaky", ErrorKind::Provider));
     let placer = Placer::new()
         .with_provider(Arc::new(Mock::in_memory()))
-        .with_provider(failing.clone())
+        .with_provider(failing.shared())
         .with_unavailable(
             "runpod",
             &Error::new(ErrorKind::Unauthorized, "set RUNPOD_API_KEY"),
@@ -370,7 +377,7 @@ async fn providers_are_asked_concurrently_and_a_slow_one_times_out() {
 #[tokio::test]
 async fn bad_requirements_are_refused_before_asking() {
     let mock = Counting::new(Mock::in_memory());
-    let placer = Placer::new().with_provider(mock.clone());
+    let placer = Placer::new().with_provider(mock.shared());
     let cases: [(Requirements, &str); 4] = [
         (Requirements::gpu(Gpu::H100, 0), "gpu_count"),
         (
