@@ -91,7 +91,7 @@ impl Context {
             return Err(Error::validation(
                 "provider",
                 format!(
-                    "`all` (every configured provider) works with `atlas ls`; for this command name one of: {}",
+                    "`all` (every configured provider) works with `atlas ls` and `atlas gpus`; for this command name one of: {}",
                     providers::known().join(", ")
                 ),
             ));

@@ -192,7 +192,8 @@ enum Command {
     Upgrade(cmd::upgrade::UpgradeArgs),
     /// Known providers, their capabilities and whether a key is configured
     Providers,
-    /// GPU catalog with prices
+    /// GPU catalog with prices (`--provider all`: every configured provider's offers, cheapest first)
+    #[command(after_help = cmd::gpus::GPUS_ALL_HELP)]
     Gpus(cmd::gpus::GpusArgs),
     /// Spawn compute (starts billing)
     Spawn(Box<cmd::compute::SpawnArgs>),
@@ -339,7 +340,7 @@ async fn dispatch(ctx: Context, command: Command) -> Result<ExitCode> {
     use cmd::compute::Action;
     let done = match command {
         Command::Providers => cmd::providers::run(&ctx),
-        Command::Gpus(a) => cmd::gpus::run(&ctx, a).await,
+        Command::Gpus(a) => return cmd::gpus::run(&ctx, a).await,
         Command::Spawn(a) => return cmd::compute::spawn(&ctx, *a).await,
         Command::Ls(a) => return cmd::compute::ls(&ctx, a).await,
         Command::Get(a) => cmd::compute::get(&ctx, a).await,

@@ -72,6 +72,7 @@ pub mod files;
 pub mod fly;
 pub mod http;
 pub mod orchestrator;
+pub mod placement;
 mod provider;
 pub mod providers;
 pub mod spec;

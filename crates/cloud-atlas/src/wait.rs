@@ -76,6 +76,33 @@ impl Window {
     }
 }
 
+/// `call`'s outcome, or a `Timeout` error naming `provider` and `operation` when it has not
+/// answered within `timeout` ("no answer within 2s", then `hint`, e.g. "; give it longer
+/// with --timeout").
+///
+/// # Errors
+/// Whatever `call` fails with; `Timeout` after `timeout`.
+pub async fn within<T>(
+    timeout: Duration,
+    provider: &str,
+    operation: &'static str,
+    hint: &str,
+    call: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::new(
+            crate::error::ErrorKind::Timeout,
+            format!(
+                "no answer within {}{hint}",
+                humantime::format_duration(timeout)
+            ),
+        )
+        .with_provider(provider.to_string())
+        .with_operation(operation)),
+    }
+}
+
 /// Call `probe` until it returns [`Poll::Ready`], pausing per `backoff` between calls
 /// (never past the deadline). The probe runs at least once, even with a zero timeout.
 ///

@@ -224,16 +224,8 @@ pub(crate) struct LsArgs {
     /// Only names starting with this
     #[arg(long, value_name = "PREFIX")]
     name_prefix: Option<String>,
-    /// Give up on a provider that has not answered after this long (with --provider
-    /// all, the others are still listed), 1s to 7d
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = "30s",
-        value_parser = crate::flags::wait,
-        allow_hyphen_values = true
-    )]
-    timeout: Duration,
+    #[command(flatten)]
+    timeout: TimeoutArg,
 }
 
 /// One compute id.
@@ -448,10 +440,10 @@ pub(crate) async fn ls(ctx: &Context, args: LsArgs) -> Result<ExitCode> {
         filter = filter.with_name_prefix(prefix.clone());
     }
     if ctx.provider == ALL_PROVIDERS {
-        return ls_all(ctx, &filter, args.timeout).await;
+        return ls_all(ctx, &filter, args.timeout.timeout).await;
     }
     let p = ctx.provider()?;
-    let items = list_within(&p, &filter, args.timeout).await?;
+    let items = list_within(&p, &filter, args.timeout.timeout).await?;
     ctx.out.many(&items, list_table)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -468,13 +460,39 @@ struct ProviderListing {
     error: Option<ListingError>,
 }
 
-/// Why a provider could not be listed.
+/// Why a provider could not be listed (`--provider all`: `ls`, `gpus`).
 #[derive(Debug, Serialize)]
-struct ListingError {
+pub(crate) struct ListingError {
     kind: &'static str,
     message: String,
-    /// The exit code `atlas --provider P ls` would have ended with.
+    /// The exit code the same command with `--provider P` would have ended with.
     exit_code: u8,
+}
+
+impl ListingError {
+    /// A provider's failure `e` (which should name the provider).
+    pub(crate) fn of(e: &Error) -> ListingError {
+        ListingError {
+            kind: e.kind().as_str(),
+            message: crate::exit::one_line(&e.to_string()),
+            exit_code: crate::exit::code(e.kind()),
+        }
+    }
+}
+
+/// Print each failure as one `error:` line on stderr; exit 0 when there was none (the
+/// listing is complete), [`crate::exit::INCOMPLETE`] otherwise.
+pub(crate) fn completeness<'a>(errors: impl IntoIterator<Item = &'a ListingError>) -> ExitCode {
+    let mut complete = true;
+    for e in errors {
+        complete = false;
+        crate::exit::print_line(&format!("error: {}", e.message));
+    }
+    if complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(crate::exit::INCOMPLETE)
+    }
 }
 
 /// `atlas ls --provider all`: every configured provider concurrently.
@@ -502,45 +520,39 @@ async fn ls_all(ctx: &Context, filter: &ListFilter, timeout: Duration) -> Result
                     provider: name,
                     ok: false,
                     machines: None,
-                    error: Some(ListingError {
-                        kind: e.kind().as_str(),
-                        message: crate::exit::one_line(&e.to_string()),
-                        exit_code: crate::exit::code(e.kind()),
-                    }),
+                    error: Some(ListingError::of(&e)),
                 }
             }
         }
     }))
     .await;
     ctx.out.many(&listings, all_table)?;
-    let mut complete = true;
-    for l in &listings {
-        if let Some(e) = &l.error {
-            complete = false;
-            crate::exit::print_line(&format!("error: {}", e.message));
-        }
-    }
-    Ok(if complete {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(crate::exit::INCOMPLETE)
-    })
+    Ok(completeness(
+        listings.iter().filter_map(|l| l.error.as_ref()),
+    ))
 }
 
 /// `p.list(filter)`, or `Timeout` when it has not answered within `timeout`.
 async fn list_within(p: &Checked, filter: &ListFilter, timeout: Duration) -> Result<Vec<Compute>> {
-    match tokio::time::timeout(timeout, p.list(filter)).await {
-        Ok(r) => r,
-        Err(_) => Err(Error::new(
-            ErrorKind::Timeout,
-            format!(
-                "no answer within {}; give it longer with --timeout",
-                humantime::format_duration(timeout)
-            ),
-        )
-        .with_provider(p.name().to_string())
-        .with_operation("list")),
-    }
+    cloud_atlas::wait::within(timeout, p.name(), "list", TIMEOUT_HINT, p.list(filter)).await
+}
+
+/// Ends the message of a provider that did not answer within `--timeout`.
+pub(crate) const TIMEOUT_HINT: &str = "; give it longer with --timeout";
+
+/// `--timeout` of the commands that ask every provider with `--provider all`.
+#[derive(Debug, Args)]
+pub(crate) struct TimeoutArg {
+    /// Give up on a provider that has not answered after this long (with --provider
+    /// all, the others are still listed), 1s to 7d
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "30s",
+        value_parser = crate::flags::wait,
+        allow_hyphen_values = true
+    )]
+    pub(crate) timeout: Duration,
 }
 
 fn all_table(out: &Out, listings: &[ProviderListing]) -> String {

@@ -1,13 +1,25 @@
 //! `atlas gpus [--gpu G] [--sort price]`: the provider's GPU catalog with prices.
+//! `--provider all`: every configured provider's offers at once, through
+//! [`cloud_atlas::placement`], cheapest first.
 
 use std::cmp::Ordering;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use cloud_atlas::{Gpu, GpuType, Provider, Result};
+use cloud_atlas::placement::{Offer, Placer, Requirements};
+use cloud_atlas::wait::within;
+use cloud_atlas::{Capability, Gpu, GpuType, Provider, Result};
 use comfy_table::Cell;
+use serde::Serialize;
 
-use crate::context::Context;
+use crate::cmd::compute::{completeness, ListingError, TimeoutArg, TIMEOUT_HINT};
+use crate::context::{Context, ALL_PROVIDERS};
 use crate::output::{or_dash, price, Out};
+
+/// `atlas gpus --help`, after the flags.
+pub(crate) const GPUS_ALL_HELP: &str = "With --provider all, every configured provider that publishes a GPU catalog (the mock, and RunPod, Lambda and Vast.ai when their API key is set; Fly.io publishes none) is asked at once, and their offers are printed in one table with a PROVIDER column, cheapest first (PRICE: the lowest of on-demand and community for one machine; AVAILABLE: whether it can be rented now); --sort is not used then. -o json prints {\"offers\": [...], \"providers\": [{\"provider\", \"ok\": true, \"offers\": N} or {\"provider\", \"ok\": false, \"error\": {\"kind\", \"message\", \"exit_code\"}}]}.\n\nA provider that fails is one `error:` line on stderr and the others are still listed. Exit codes: 0 when every provider answered, 12 when at least one failed (the listing is incomplete); the usual codes for bad flags.";
 
 /// Arguments of `atlas gpus`.
 #[derive(Debug, Args)]
@@ -18,6 +30,8 @@ pub(crate) struct GpusArgs {
     /// Sort order [default: the provider's order]
     #[arg(long, value_enum)]
     sort: Option<SortKey>,
+    #[command(flatten)]
+    timeout: TimeoutArg,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -31,10 +45,20 @@ enum SortKey {
 }
 
 /// `atlas gpus`.
-pub(crate) async fn run(ctx: &Context, args: GpusArgs) -> Result<()> {
+pub(crate) async fn run(ctx: &Context, args: GpusArgs) -> Result<ExitCode> {
     let want: Option<Gpu> = args.gpu.as_deref().map(str::parse).transpose()?;
+    if ctx.provider == ALL_PROVIDERS {
+        return all(ctx, want, args.timeout.timeout).await;
+    }
     let p = ctx.provider()?;
-    let mut types = p.gpu_types().await?;
+    let mut types = within(
+        args.timeout.timeout,
+        p.name(),
+        "gpu_types",
+        TIMEOUT_HINT,
+        p.gpu_types(),
+    )
+    .await?;
     if let Some(g) = want {
         types.retain(|t| t.gpu.is_some_and(|o| g.covers(o)));
     }
@@ -44,7 +68,100 @@ pub(crate) async fn run(ctx: &Context, args: GpusArgs) -> Result<()> {
         Some(SortKey::Memory) => types.sort_by_key(|g| std::cmp::Reverse(g.memory_gb)),
         None => {}
     }
-    ctx.out.many(&types, table)
+    ctx.out.many(&types, table)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `atlas gpus --provider all` in JSON.
+#[derive(Debug, Serialize)]
+struct AllOffers {
+    /// Cheapest first.
+    offers: Vec<Offer>,
+    providers: Vec<ProviderEntry>,
+}
+
+/// One provider's part of `atlas gpus --provider all`.
+#[derive(Debug, Serialize)]
+struct ProviderEntry {
+    provider: String,
+    /// Whether this provider answered.
+    ok: bool,
+    /// How many offers it gave (after `--gpu`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offers: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ListingError>,
+}
+
+/// `atlas gpus --provider all`: every configured provider with a catalog, concurrently.
+async fn all(ctx: &Context, want: Option<Gpu>, timeout: Duration) -> Result<ExitCode> {
+    let mut placer = Placer::new().with_timeout(timeout);
+    for (name, built) in ctx.configured()? {
+        placer = match built {
+            Ok(p) if p.capabilities().contains(Capability::GpuTypes) => {
+                placer.with_provider(Arc::new(p))
+            }
+            Ok(_) => placer,
+            Err(e) => placer.with_unavailable(name, &e),
+        };
+    }
+    let req = Requirements {
+        gpu: want,
+        ..Requirements::any_gpu()
+    };
+    let placement = placer.offers(&req).await?;
+    let providers: Vec<ProviderEntry> = placement
+        .providers
+        .into_iter()
+        .map(|r| ProviderEntry {
+            ok: r.ok(),
+            offers: r.ok().then_some(r.offers),
+            error: r.error.as_ref().map(ListingError::of),
+            provider: r.provider,
+        })
+        .collect();
+    let result = AllOffers {
+        offers: placement.offers,
+        providers,
+    };
+    ctx.out
+        .one(&result, |out, r| offers_table(out, &r.offers))?;
+    Ok(completeness(
+        result.providers.iter().filter_map(|p| p.error.as_ref()),
+    ))
+}
+
+fn offers_table(out: &Out, offers: &[Offer]) -> String {
+    let mut t = out.table(&[
+        "PROVIDER",
+        "GPU",
+        "ID",
+        "MEMORY",
+        "PRICE",
+        "PRICING",
+        "AVAILABLE",
+        "STOCK",
+        "REGIONS",
+    ]);
+    for o in offers {
+        let available = match o.available {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "-",
+        };
+        t.add_row(vec![
+            Cell::new(&o.provider),
+            Cell::new(or_dash(o.gpu)),
+            Cell::new(&o.id),
+            Cell::new(or_dash(o.memory_gb.map(|m| format!("{m} GB")))),
+            Cell::new(price(Some(o.price_per_hour))),
+            Cell::new(o.pricing.as_str()),
+            Cell::new(available),
+            Cell::new(or_dash(o.stock.as_deref())),
+            Cell::new(o.regions.join(", ")),
+        ]);
+    }
+    t.to_string()
 }
 
 /// Known prices ascending; unknown prices last.

@@ -138,3 +138,27 @@ impl MockWorld {
         r.json().as_array().unwrap().clone()
     }
 }
+
+/// `atlas args…` in `w` with Lambda configured against a closed port: with `--provider
+/// all` it is asked too and fails (a refused connection, retried until `--timeout`).
+pub fn with_broken_lambda(w: &MockWorld, args: &[&str]) -> Run {
+    Run::of(
+        w.cmd(args)
+            .env("LAMBDA_API_KEY", "secret_lambda_key_for_tests")
+            .env("ATLAS_LAMBDA_BASE_URL", "http://127.0.0.1:9"),
+    )
+}
+
+/// `r` (a `--provider all` run with [`with_broken_lambda`]) ended incomplete (exit 12) with
+/// one `error:` line on stderr naming Lambda and never showing its key.
+pub fn assert_lambda_reported(r: &Run) {
+    assert_eq!(r.code, 12, "{r:#?}");
+    let errors: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(errors.len(), 1, "{r:#?}");
+    assert!(errors[0].starts_with("error: "), "{errors:?}");
+    assert!(errors[0].contains("lambda"), "{errors:?}");
+    assert!(
+        !r.stderr.contains("secret_lambda_key"),
+        "the key never shows"
+    );
+}
