@@ -147,6 +147,7 @@ fn minimal(f: &Flag) -> Option<Vec<&'static str>> {
         ["fly", "deploy"] => vec!["--app", "atlas-test-app"],
         ["vast", "offers"] => vec![],
         ["ls"] => vec![],
+        ["gpus"] => vec![],
         _ => return None,
     };
     match (path.as_slice(), f.flag.as_str()) {
