@@ -38,8 +38,8 @@ pub fn validate_node_id(n: &str) -> Result<()> {
     }
 }
 
-/// This process's node id when none is configured: `{host}-{pid}-{random}`.
-pub(super) fn default_node_id() -> String {
+/// This host's name as a node-id part (`node` when it has none usable).
+fn host_label() -> String {
     let host: String = std::env::var("HOSTNAME")
         .ok()
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
@@ -49,9 +49,21 @@ pub(super) fn default_node_id() -> String {
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
         .take(32)
         .collect();
-    let host = if host.is_empty() { "node".into() } else { host };
-    let rand = &uuid::Uuid::new_v4().simple().to_string()[..8];
-    format!("{host}-{}-{rand}", std::process::id())
+    if host.is_empty() {
+        "node".into()
+    } else {
+        host
+    }
+}
+
+/// Eight random hex characters.
+fn random8() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
+}
+
+/// This process's node id when none is configured: `{host}-{pid}-{random}`.
+pub(super) fn default_node_id() -> String {
+    format!("{}-{}-{}", host_label(), std::process::id(), random8())
 }
 
 /// File in a data directory holding the node id of the server that runs there.
@@ -106,15 +118,8 @@ pub fn stable_node_id(dir: &std::path::Path) -> Result<StableNodeId> {
             id
         }
         None => {
-            let fresh = default_node_id();
-            // {host}-{pid}-{rand} → {host}-{rand}: the pid means nothing across restarts.
-            let id = match fresh.rsplit_once('-') {
-                Some((head, rand)) => match head.rsplit_once('-') {
-                    Some((host, _pid)) => format!("{host}-{rand}"),
-                    None => fresh.clone(),
-                },
-                None => fresh.clone(),
-            };
+            // No pid: it would mean nothing across restarts.
+            let id = format!("{}-{}", host_label(), random8());
             crate::files::replace(&path, format!("{id}\n").as_bytes())?;
             id
         }
